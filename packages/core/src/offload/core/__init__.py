@@ -1,0 +1,80 @@
+"""offload.core: run Python functions as jobs on any backend, and get their results back.
+
+The public API::
+
+    from offload.core import Executor, Job, JobEnvironment, DelayedSubmission
+
+Names are imported on first use, so that the job-side runner starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+_LOCATIONS = {
+    "BackendSpec": "backend",
+    "JobRef": "backend",
+    "LaunchRequest": "backend",
+    "JobEnvironment": "environment",
+    "BackendNotFoundError": "errors",
+    "JobError": "errors",
+    "OffloadError": "errors",
+    "ParameterError": "errors",
+    "RemoteError": "errors",
+    "RemoteTraceback": "errors",
+    "SerializationError": "errors",
+    "SubmissionError": "errors",
+    "UnsafeFileError": "errors",
+    "Executor": "executor",
+    "hookimpl": "hookspecs",
+    "Job": "job",
+    "JobPaths": "layout",
+    "GENERIC_PARAMETERS": "parameters",
+    "Parameter": "parameters",
+    "get_plugin_manager": "plugins",
+    "JobState": "states",
+    "JobStatus": "states",
+    "DelayedSubmission": "submission",
+}
+
+__all__ = sorted([*_LOCATIONS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'offload.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .backend import BackendSpec, JobRef, LaunchRequest
+    from .environment import JobEnvironment
+    from .errors import (
+        BackendNotFoundError,
+        JobError,
+        OffloadError,
+        ParameterError,
+        RemoteError,
+        RemoteTraceback,
+        SerializationError,
+        SubmissionError,
+        UnsafeFileError,
+    )
+    from .executor import Executor
+    from .hookspecs import hookimpl
+    from .job import Job
+    from .layout import JobPaths
+    from .parameters import GENERIC_PARAMETERS, Parameter
+    from .plugins import get_plugin_manager
+    from .states import JobState, JobStatus
+    from .submission import DelayedSubmission

@@ -1,0 +1,114 @@
+"""The plugin manager: backends found through the ``offload`` entry-point group.
+
+Nothing is loaded at import time. The first call to :func:`get_plugin_manager` loads every entry
+point of the group, except those named in the ``OFFLOAD_DISABLE_PLUGINS`` environment variable
+(comma-separated entry-point names). A plugin that fails to import is logged and remembered with
+its error, so that asking for its backend explains what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from importlib.metadata import entry_points
+
+import pluggy
+
+from . import hookspecs
+from .backend import Backend, BackendSpec
+from .errors import BackendNotFoundError
+
+logger = logging.getLogger("offload.core.plugins")
+
+DISABLE_VARIABLE = "OFFLOAD_DISABLE_PLUGINS"
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus the backends the plugins declare and the plugins that failed."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.failed: dict[str, BaseException] = {}
+        self._backends: dict[str, Backend] | None = None
+        self._lock = threading.Lock()
+
+    def load_entry_points(self) -> None:
+        """Register every plugin of the ``offload`` entry-point group that is not disabled."""
+        disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
+        for name in disabled:
+            self.set_blocked(name)
+        for entry_point in entry_points(group=hookspecs.PROJECT):
+            if self.is_blocked(entry_point.name) or self.has_plugin(entry_point.name):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as error:
+                self.failed[entry_point.name] = error
+                logger.warning(
+                    "offload plugin %r (%s) failed to load: %s: %s",
+                    entry_point.name, entry_point.value, type(error).__name__, error,
+                )
+                continue
+            self.register(plugin, name=entry_point.name)
+        self.check_pending()
+
+    def backends(self) -> dict[str, Backend]:
+        """Every declared backend, by name, available here or not."""
+        with self._lock:
+            if self._backends is None:
+                found: dict[str, Backend] = {}
+                for specs in self.hook.offload_backends():
+                    for spec in specs:
+                        if not isinstance(spec, BackendSpec):
+                            raise TypeError(f"offload_backends returned {spec!r}, not a BackendSpec")
+                        if spec.name in found:
+                            raise BackendNotFoundError(f"two plugins declare a backend {spec.name!r}")
+                        found[spec.name] = Backend(spec, self.hook)
+                self._backends = found
+            return self._backends
+
+    def backend(self, name: str) -> Backend:
+        """The backend called ``name``; the error lists the installed ones."""
+        try:
+            return self.backends()[name]
+        except KeyError:
+            raise BackendNotFoundError(f"No backend named {name!r}. {self.describe()}") from None
+
+    def describe(self) -> str:
+        """One sentence listing installed backends, disabled plugins and failed ones."""
+        parts = []
+        backends = self.backends()
+        if backends:
+            parts.append("Installed backends: " + ", ".join(sorted(backends)) + ".")
+        else:
+            parts.append("No backend is installed.")
+        for name, error in sorted(self.failed.items()):
+            parts.append(f"Plugin {name!r} failed to load: {type(error).__name__}: {error}.")
+        disabled = os.environ.get(DISABLE_VARIABLE, "").strip()
+        if disabled:
+            parts.append(f"Disabled through {DISABLE_VARIABLE}: {disabled}.")
+        return " ".join(parts)
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, created and loaded on first use."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            manager = PluginManager()
+            manager.load_entry_points()
+            _manager = manager
+        return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide plugin manager (tests; after installing a plugin at run time)."""
+    global _manager
+    with _manager_lock:
+        _manager = None

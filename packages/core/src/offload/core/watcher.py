@@ -1,0 +1,134 @@
+"""The status watcher: one per backend per process, shared by every job of that backend.
+
+It asks the backend about all the jobs it still tracks in one call, no more often than the
+backend's ``poll_interval`` allows, and backs off while nothing changes. Waiting does not depend
+on it alone: a job whose result files are all there is finished at once (the fast path), which
+costs a few ``stat`` calls per tick and no scheduler call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from .states import JobState, JobStatus
+
+if TYPE_CHECKING:
+    from .backend import Backend, JobRef
+
+logger = logging.getLogger("offload.core.watcher")
+
+UNKNOWN = JobStatus(JobState.UNKNOWN)
+FIRST_TICK = 0.005
+"""Seconds between the first checks of result files; grows while nothing changes."""
+BACKOFF = 1.5
+
+
+class Waitable(Protocol):
+    def finished(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class StatusWatcher:
+    """Tracks the status of a backend's jobs for the whole process."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._lock = threading.RLock()
+        self._tracked: dict[str, JobRef] = {}
+        self._statuses: dict[str, JobStatus] = {}
+        self._terminal_since: dict[str, float] = {}
+        self._last_query = float("-inf")
+        self._query_interval = backend.spec.poll_interval[0]
+        self.queries = 0
+        """How many status calls this watcher made (for tests and benchmarks)."""
+
+    def track(self, refs: Iterable[JobRef]) -> None:
+        with self._lock:
+            for ref in refs:
+                self._tracked.setdefault(ref.job_id, ref)
+
+    def cached(self, job_id: str) -> JobStatus:
+        with self._lock:
+            return self._statuses.get(job_id, UNKNOWN)
+
+    def terminal_for(self, job_id: str) -> float:
+        """Seconds since the job was first seen in a terminal state (``-1`` if it was not)."""
+        with self._lock:
+            since = self._terminal_since.get(job_id)
+        return -1.0 if since is None else time.monotonic() - since
+
+    def expect_change(self) -> None:
+        """Make the next :meth:`refresh` query at once (after a cancel, say)."""
+        with self._lock:
+            self._last_query = float("-inf")
+            self._query_interval = self.backend.spec.poll_interval[0]
+
+    def refresh(self) -> bool:
+        """Query the backend about every tracked, unfinished job, if a query is due.
+
+        Returns whether any status changed. A failing query is logged and retried later.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_query < self._query_interval:
+                return False
+            pending = [ref for job_id, ref in self._tracked.items()
+                       if job_id not in self._terminal_since]
+            if not pending:
+                return False
+            self.queries += 1
+            try:
+                answer = self.backend.status(pending)
+            except Exception as error:  # a scheduler hiccup must not kill every waiting caller
+                logger.warning("status query of %d %s job(s) failed, will retry: %s",
+                               len(pending), self.backend.name, error)
+                answer = {}
+            self._last_query = time.monotonic()
+            changed = False
+            for ref in pending:
+                new = answer.get(ref.job_id, UNKNOWN)
+                if new != self._statuses.get(ref.job_id):
+                    changed = True
+                    self._statuses[ref.job_id] = new
+                    logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
+                if new.state.is_terminal:
+                    self._terminal_since.setdefault(ref.job_id, self._last_query)
+            low, high = self.backend.spec.poll_interval
+            self._query_interval = low if changed else min(high, self._query_interval * BACKOFF)
+            return changed
+
+    def wait(self, jobs: Sequence[Waitable], timeout: float | None = None, *,
+             first: bool = False) -> list[Waitable]:
+        """Block until every job (or, with ``first``, any job) is finished; return the finished.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tick = FIRST_TICK
+        longest_tick = min(1.0, self.backend.spec.poll_interval[1])
+        seen = -1
+        while True:
+            finished = [job for job in jobs if job.finished()]
+            if len(finished) == len(jobs) or (first and finished):
+                return finished
+            changed = self.refresh()
+            if changed or len(finished) != seen:
+                seen = len(finished)
+                tick = FIRST_TICK
+                if changed:
+                    continue
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    left = [job.describe() for job in jobs if job not in finished]
+                    raise TimeoutError(f"still waiting after {timeout} s for: {', '.join(left[:5])}"
+                                       + (f" and {len(left) - 5} more" if len(left) > 5 else ""))
+                time.sleep(min(tick, remaining))
+            else:
+                time.sleep(tick)
+            tick = min(longest_tick, tick * BACKOFF)

@@ -1,0 +1,63 @@
+"""The ``local`` backend: each job is a process group on this machine.
+
+Registered under the ``offload`` entry-point group as ``local``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+
+from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
+
+from . import supervisor
+from .launcher import LocalLauncher
+
+NAME = "local"
+SPEC = BackendSpec(
+    name=NAME,
+    description="runs each job as a process group on this machine",
+    priority=10,
+    poll_interval=(0.01, 0.5),
+)
+
+_launcher: LocalLauncher | None = None
+_launcher_lock = threading.Lock()
+
+
+def launcher() -> LocalLauncher:
+    """This process's launcher (created on first use)."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None:
+            _launcher = LocalLauncher()
+        return _launcher
+
+
+@hookimpl
+def offload_backends() -> Sequence[BackendSpec]:
+    return [SPEC]
+
+
+@hookimpl
+def offload_submit(backend: str, request: LaunchRequest) -> Sequence[str] | None:
+    return launcher().submit(request) if backend == NAME else None
+
+
+@hookimpl
+def offload_status(backend: str, jobs: Sequence[JobRef]) -> Mapping[str, JobStatus] | None:
+    return launcher().status(jobs) if backend == NAME else None
+
+
+@hookimpl
+def offload_cancel(backend: str, jobs: Sequence[JobRef]) -> bool | None:
+    if backend != NAME:
+        return None
+    launcher().cancel(jobs)
+    return True
+
+
+@hookimpl
+def offload_job_environment() -> JobEnvironment | None:
+    return supervisor.environment_from(os.environ)

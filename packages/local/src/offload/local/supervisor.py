@@ -1,0 +1,183 @@
+"""The process that runs one local job: ``python -m offload.local.supervisor <job_dir> ...``.
+
+It leads the job's process group (so cancelling kills the whole job), forks one child per rank
+(each child runs :func:`offload.core.run.main` with its stdout and stderr sent to the rank's log
+files), enforces the time limit, and records the job's state in ``local-status.json``:
+``RUNNING`` with its pid when it starts, then ``COMPLETED``, ``FAILED``, ``TIMEOUT`` or
+``CANCELLED`` with each rank's exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# imported before forking, so that every rank starts warm; nothing else of offload is needed here
+from offload.core.environment import JobEnvironment
+from offload.core.layout import JobPaths
+from offload.core.runner import run_job
+from offload.core.serialization import atomic_writer
+
+STATUS_FILE = "local-status.json"
+
+# Environment variables a rank finds; the local plugin's environment hook reads them.
+JOB_ID = "OFFLOAD_LOCAL_JOB_ID"
+ARRAY_JOB_ID = "OFFLOAD_LOCAL_ARRAY_JOB_ID"
+ARRAY_TASK_ID = "OFFLOAD_LOCAL_ARRAY_TASK_ID"
+RANK = "OFFLOAD_LOCAL_RANK"
+NUM_TASKS = "OFFLOAD_LOCAL_NUM_TASKS"
+
+KILL_GRACE = 5.0
+"""Seconds between SIGTERM and SIGKILL when a job is timed out or cancelled."""
+
+
+def write_status(job_dir: Path, **status: Any) -> None:
+    """Record the job's state atomically in its folder."""
+    with atomic_writer(job_dir / STATUS_FILE) as stream:
+        stream.write(json.dumps(status).encode())
+
+
+def read_status(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((job_dir / STATUS_FILE).read_text())  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
+
+
+def _open_log(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def environment_from(variables: Mapping[str, str]) -> JobEnvironment | None:
+    """The environment of a local job's rank, from the variables the supervisor sets."""
+    job_id = variables.get(JOB_ID)
+    if not job_id or RANK not in variables:
+        return None
+    rank = int(variables[RANK])
+    array_task = variables.get(ARRAY_TASK_ID)
+    return JobEnvironment(
+        backend="local",
+        job_id=job_id,
+        array_job_id=variables.get(ARRAY_JOB_ID),
+        array_task_id=int(array_task) if array_task else None,
+        num_tasks=int(variables.get(NUM_TASKS, "1")),
+        num_nodes=1,
+        node=0,
+        global_rank=rank,
+        local_rank=rank,
+        hostnames=(socket.gethostname(),),
+    )
+
+
+def _run_rank(job_dir: Path, rank: int, num_tasks: int) -> int:
+    """In the forked child: become rank ``rank`` and run the job."""
+    paths = JobPaths(job_dir)
+    for fd, path in ((1, paths.stdout(rank)), (2, paths.stderr(rank))):
+        log = _open_log(path)
+        os.dup2(log, fd)
+        os.close(log)
+    os.environ[RANK] = str(rank)
+    os.environ[NUM_TASKS] = str(num_tasks)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s offload %(levelname)s %(message)s"))
+    logging.getLogger("offload").addHandler(handler)
+    logging.getLogger("offload").setLevel(logging.INFO)
+    outcome = run_job(job_dir, environment_from(os.environ))
+    return 0 if outcome.success else 1
+
+
+def _describe_exit(rank: int, status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"rank {rank} was killed by signal {signal.Signals(number).name}"
+    return f"rank {rank} exited with code {os.WEXITSTATUS(status)}"
+
+
+class Supervisor:
+    def __init__(self, job_dir: Path, num_tasks: int, timeout: float | None) -> None:
+        self.job_dir = job_dir
+        self.num_tasks = num_tasks
+        self.timeout = timeout
+        self.children: dict[int, int] = {}  # pid -> rank
+        self.ending: str | None = None  # "TIMEOUT" or "CANCELLED" once we started killing
+
+    def _stop_children(self, reason: str) -> None:
+        if self.ending is None:
+            self.ending = reason
+            self._signal_children(signal.SIGTERM)
+            signal.setitimer(signal.ITIMER_REAL, KILL_GRACE)
+        else:
+            self._signal_children(signal.SIGKILL)
+
+    def _signal_children(self, number: int) -> None:
+        for pid in self.children:
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> int:
+        write_status(self.job_dir, state="RUNNING", pid=os.getpid(), started=time.time())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop_children("CANCELLED"))
+        signal.signal(signal.SIGALRM, lambda *_: self._stop_children("TIMEOUT"))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for rank in range(self.num_tasks):
+            if self.ending:
+                break
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = _run_rank(self.job_dir, rank, self.num_tasks)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            self.children[pid] = rank
+        if self.timeout:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        exits: dict[int, int] = {}
+        while len(exits) < len(self.children):
+            pid, status = os.waitpid(-1, 0)
+            if pid in self.children:
+                exits[self.children[pid]] = status
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        failures = [_describe_exit(rank, status) for rank, status in sorted(exits.items()) if status]
+        if self.ending == "TIMEOUT":
+            state, reason = "TIMEOUT", f"killed at its time limit of {self.timeout:g} s"
+        elif self.ending:
+            state, reason = self.ending, "cancelled"
+        elif failures:
+            state, reason = "FAILED", "; ".join(failures)
+        else:
+            state, reason = "COMPLETED", ""
+        if self.ending and failures:
+            print(f"offload: {reason}: " + "; ".join(failures), file=sys.stderr, flush=True)
+        write_status(self.job_dir, state=state, reason=reason, ended=time.time(),
+                     exit_codes=[exits[rank] for rank in sorted(exits)])
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m offload.local.supervisor")
+    parser.add_argument("job_dir", type=Path)
+    parser.add_argument("--ntasks", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds")
+    arguments = parser.parse_args(argv)
+    return Supervisor(arguments.job_dir, arguments.ntasks, arguments.timeout).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
