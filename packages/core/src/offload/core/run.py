@@ -8,23 +8,17 @@ folder for the caller.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from .runner import run_job
+from .runner import prepare_job_process, run_job
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offload.core.run", description=__doc__)
     parser.add_argument("job_dir", type=Path, help="the job's folder, holding submission.pkl")
     arguments = parser.parse_args(argv)
-    # offload's own messages go to stderr; the root logger is left for the user's function
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s offload %(levelname)s %(message)s"))
-    offload_logger = logging.getLogger("offload")
-    offload_logger.addHandler(handler)
-    offload_logger.setLevel(logging.INFO)
+    prepare_job_process()
     outcome = run_job(arguments.job_dir)
     sys.stdout.flush()
     sys.stderr.flush()

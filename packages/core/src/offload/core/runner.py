@@ -6,10 +6,12 @@ in-process backends call :func:`run_job` directly.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 from . import outcome as outcomes
@@ -20,6 +22,17 @@ from .outcome import Outcome
 from .submission import DelayedSubmission
 
 logger = logging.getLogger("offload.core.runner")
+
+
+def prepare_job_process() -> None:
+    """Set up a process that exists to run a job: offload's log lines and crash tracebacks go
+    to stderr (the root logger is left to the job's function)."""
+    faulthandler.enable()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s offload %(levelname)s %(message)s"))
+    offload_logger = logging.getLogger("offload")
+    offload_logger.addHandler(handler)
+    offload_logger.setLevel(logging.INFO)
 
 
 def run_job(job_dir: Path, environment: JobEnvironment | None = None, *,

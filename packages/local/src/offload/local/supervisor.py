@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import socket
@@ -24,7 +23,7 @@ from typing import Any
 # imported before forking, so that every rank starts warm; nothing else of offload is needed here
 from offload.core.environment import JobEnvironment
 from offload.core.layout import JobPaths
-from offload.core.runner import run_job
+from offload.core.runner import prepare_job_process, run_job
 from offload.core.serialization import atomic_writer
 
 STATUS_FILE = "local-status.json"
@@ -89,10 +88,7 @@ def _run_rank(job_dir: Path, rank: int, num_tasks: int) -> int:
     os.environ[NUM_TASKS] = str(num_tasks)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s offload %(levelname)s %(message)s"))
-    logging.getLogger("offload").addHandler(handler)
-    logging.getLogger("offload").setLevel(logging.INFO)
+    prepare_job_process()
     outcome = run_job(job_dir, environment_from(os.environ))
     return 0 if outcome.success else 1
 

@@ -1,0 +1,85 @@
+"""The plugin manager: entry points, disabled plugins, failed imports, misspelled hooks."""
+
+import pluggy
+import pytest
+
+from offload.core import BackendNotFoundError, BackendSpec, hookimpl
+from offload.core import plugins
+from offload.core.plugins import PluginManager
+
+
+def test_installed_backends_are_found():
+    manager = PluginManager()
+    manager.load_entry_points()
+    assert {"local", "debug"} <= set(manager.backends())
+
+
+def test_disabled_plugins_are_not_loaded(monkeypatch):
+    monkeypatch.setenv("OFFLOAD_DISABLE_PLUGINS", "debug, something-else")
+    manager = PluginManager()
+    manager.load_entry_points()
+    assert "debug" not in manager.backends()
+    with pytest.raises(BackendNotFoundError, match="Disabled through OFFLOAD_DISABLE_PLUGINS"):
+        manager.backend("debug")
+
+
+class _BrokenEntryPoint:
+    name = "broken"
+    value = "offload_no_such_module_anywhere"
+
+    def load(self):
+        raise ImportError("No module named 'offload_no_such_module_anywhere'")
+
+
+def test_a_plugin_that_fails_to_import_is_reported(monkeypatch, caplog):
+    real = plugins.entry_points
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [*real(group=group), _BrokenEntryPoint()])
+    manager = PluginManager()
+    manager.load_entry_points()
+    assert "broken" in manager.failed
+    assert "failed to load" in caplog.text
+    with pytest.raises(BackendNotFoundError, match="Plugin 'broken' failed to load: ImportError"):
+        manager.backend("broken")
+    assert "local" in manager.backends()
+
+
+class _Misspelled:
+    @hookimpl
+    def offload_sumbit(self, backend, request):
+        return None
+
+
+def test_a_misspelled_hook_implementation_is_caught():
+    manager = PluginManager()
+    manager.register(_Misspelled(), name="misspelled")
+    with pytest.raises(pluggy.PluginValidationError, match="offload_sumbit"):
+        manager.check_pending()
+
+
+class _TwoOfAKind:
+    @hookimpl
+    def offload_backends(self):
+        return [BackendSpec(name="twin", description="one")]
+
+
+def test_two_backends_with_one_name_are_an_error():
+    manager = PluginManager()
+    manager.register(_TwoOfAKind(), name="first")
+    manager.register(_TwoOfAKind(), name="second")
+    with pytest.raises(BackendNotFoundError, match="two plugins declare a backend 'twin'"):
+        manager.backends()
+
+
+def test_backend_specs_check_names_and_parameter_prefixes():
+    from offload.core import Parameter
+
+    with pytest.raises(ValueError, match="lower-case"):
+        BackendSpec(name="My-Backend", description="")
+    with pytest.raises(ValueError, match="must start with 'pbs_'"):
+        BackendSpec(name="pbs", description="", parameters=[Parameter("queue", (str,), "")])
+
+
+def test_the_plugin_manager_is_created_on_first_use_only():
+    plugins.reset_plugin_manager()
+    assert plugins._manager is None
+    assert plugins.get_plugin_manager() is plugins.get_plugin_manager()

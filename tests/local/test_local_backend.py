@@ -1,0 +1,143 @@
+"""The local backend: crashes, time limits, cancel, GPUs and ranks, on real processes."""
+
+import ctypes
+import os
+import subprocess
+import sys
+import time
+
+import cloudpickle
+import pytest
+
+from offload.core import JobError, JobState, SubmissionError
+from offload.local import LocalExecutor, local_plugin
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture
+def executor(tmp_path):
+    return LocalExecutor(tmp_path / "jobs")
+
+
+def kill_myself():
+    print("about to be killed", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), 9)
+
+
+def segfault():
+    ctypes.string_at(0)
+
+
+def sleep_forever():
+    print("sleeping", flush=True)
+    time.sleep(600)
+
+
+def start_grandchild_then_sleep(pid_file):
+    child = subprocess.Popen(["sleep", "600"])
+    with open(pid_file, "w") as stream:
+        stream.write(str(child.pid))
+    time.sleep(600)
+
+
+def visible_devices(seconds):
+    time.sleep(seconds)
+    return os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def test_killed_job_says_which_signal_and_quotes_its_log(executor):
+    job = executor.submit(kill_myself)
+    with pytest.raises(JobError, match=r"FAILED.*SIGKILL") as raised:
+        job.result(timeout=60)
+    assert "about to be killed" in raised.value.log_tail
+
+
+def test_segfault_is_reported_with_the_crash_traceback(executor):
+    job = executor.submit(segfault)
+    with pytest.raises(JobError, match="SIGSEGV") as raised:
+        job.result(timeout=60)
+    assert "Segmentation fault" in str(raised.value)
+
+
+def test_time_limit_is_enforced(executor):
+    executor.update_parameters(timeout_min=1 / 60)
+    started = time.monotonic()
+    job = executor.submit(sleep_forever)
+    with pytest.raises(JobError, match="TIMEOUT.*time limit"):
+        job.result(timeout=60)
+    assert time.monotonic() - started < 30
+    assert job.state == JobState.TIMEOUT
+
+
+def test_cancel_kills_the_whole_process_group(executor, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    job = executor.submit(start_grandchild_then_sleep, str(pid_file))
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, job.stderr()
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    job.cancel()
+    job.wait(timeout=30)
+    assert job.state == JobState.CANCELLED
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{grandchild}") and "Z" not in _proc_state(grandchild):
+        assert time.monotonic() < deadline, "the job's child process survived the cancel"
+        time.sleep(0.05)
+
+
+def _proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().split()[2]
+    except FileNotFoundError:
+        return "Z"
+
+
+def test_cancel_of_a_finished_job_changes_nothing(executor):
+    job = executor.submit(pow, 2, 3)
+    assert job.result(timeout=60) == 8
+    job.cancel()
+    job.wait(timeout=30)
+    assert job.result() == 8
+
+
+def test_gpus_are_split_between_concurrent_jobs(executor, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    monkeypatch.setattr(local_plugin, "_launcher", None)
+    executor.update_parameters(gpus_per_node=1)
+    jobs = [executor.submit(visible_devices, 2) for _ in range(3)]
+    late = executor.submit(visible_devices, 0)
+    time.sleep(0.5)
+    assert late.state == JobState.PENDING
+    assert "GPUs" in late.status.reason
+    assert sorted(job.result(timeout=60) for job in jobs) == ["0", "1", "2"]
+    assert late.result(timeout=60) in {"0", "1", "2"}
+
+
+def test_two_gpus_per_job(executor, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    monkeypatch.setattr(local_plugin, "_launcher", None)
+    executor.update_parameters(gpus_per_node=2)
+    jobs = executor.map_array(visible_devices, [1, 1])
+    assert sorted(job.result(timeout=60) for job in jobs) == ["4,5", "6,7"]
+
+
+def test_more_gpus_than_the_machine_has_is_refused(executor, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(local_plugin, "_launcher", None)
+    executor.update_parameters(gpus_per_node=2)
+    with pytest.raises(SubmissionError, match="asks for 2 GPU.*shows 1"):
+        executor.submit(visible_devices, 0)
+
+
+def test_several_nodes_are_refused(executor):
+    executor.update_parameters(nodes=2)
+    with pytest.raises(SubmissionError, match="nodes must be 1"):
+        executor.submit(pow, 1, 1)
+
+
+def test_twenty_jobs_all_return(executor):
+    jobs = [executor.submit(pow, i, 2) for i in range(20)]
+    assert [job.result(timeout=120) for job in jobs] == [i * i for i in range(20)]
