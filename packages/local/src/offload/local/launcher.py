@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from offload.core import JobRef, JobState, JobStatus, LaunchRequest, SubmissionError
 from offload.core.layout import JobPaths
 
-from . import supervisor
+from . import spawner, supervisor
 from .gpus import GpuPool, visible_gpus
 
 logger = logging.getLogger("offload.local")
@@ -35,6 +38,54 @@ class _Launch:
         self.gpus = int(self.request.parameters.get("gpus_per_node", 0))
 
 
+class _SpawnerClient:
+    """The caller's end of one :mod:`offload.local.spawner` process."""
+
+    def __init__(self, python: str, on_exit: Callable[[int, int], None]) -> None:
+        self.environment = dict(os.environ)
+        self._process = subprocess.Popen(
+            [python, "-m", "offload.local.spawner"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, start_new_session=True, env=self.environment,
+        )
+        self._replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._on_exit = on_exit
+        threading.Thread(target=self._read, name="offload-local-spawner", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            message = json.loads(line)
+            if "exited" in message:
+                self._on_exit(int(message["exited"]), int(message["status"]))
+            else:
+                self._replies.put(message)
+        self._replies.put({"error": f"the spawner process ended (code {self._process.wait()})"})
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        """Let the spawner end (the supervisors it started go on)."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+
+    def start(self, request: dict[str, Any]) -> int:
+        """Start a supervisor; its pid."""
+        assert self._process.stdin is not None
+        with self._lock:
+            try:
+                self._process.stdin.write(json.dumps(request).encode() + b"\n")
+                self._process.stdin.flush()
+            except OSError as error:
+                raise SubmissionError(f"the local spawner process is gone: {error}") from error
+            reply = self._replies.get()
+        if "error" in reply:
+            raise SubmissionError(f"the local spawner could not start the job: {reply['error']}")
+        return int(reply["started"])
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -46,13 +97,21 @@ def _alive(pid: int) -> bool:
 
 
 class LocalLauncher:
-    """Starts each job as a supervisor process, in submission order, as GPUs allow."""
+    """Starts each job as a supervisor process, in submission order, as GPUs allow.
+
+    Supervisors are forked from a warm spawner process when the job's environment allows it,
+    and started as a new interpreter otherwise.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._queue: collections.deque[_Launch] = collections.deque()
         self._gpu_pool: GpuPool | None = None
+        self._spawners: dict[str, _SpawnerClient] = {}
+        self._pids: dict[str, int] = {}  # job id -> supervisor pid, for jobs started here
+        self._exits: dict[int, int] = {}  # supervisor pid -> wait status, once it ended
+        self._devices: dict[int, list[str]] = {}  # supervisor pid -> GPUs to give back
+        self._exits_lock = threading.Lock()  # never held while waiting for anything
 
     @property
     def gpu_pool(self) -> GpuPool:
@@ -95,47 +154,82 @@ class LocalLauncher:
                         return  # first come, first served: later jobs wait behind this one
                     devices = taken
                 self._queue.popleft()
-                self._start(launch, devices)
+                try:
+                    pid = self._start(launch, devices)
+                except (OSError, SubmissionError) as error:
+                    supervisor.write_status(launch.paths.job_dir, state="FAILED", reason=str(error))
+                    self.gpu_pool.give_back(devices)
+                    continue
+                self._pids[launch.job_id] = pid
+                with self._exits_lock:
+                    ended_already = pid in self._exits
+                    if devices and not ended_already:
+                        self._devices[pid] = devices
+                if devices and ended_already:
+                    self.gpu_pool.give_back(devices)
+                logger.debug("local job %s started as pid %d", launch.job_id, pid)
 
-    def _start(self, launch: _Launch, devices: list[str]) -> None:
-        request = launch.request
+    def _environment(self, launch: _Launch, devices: list[str]) -> dict[str, str]:
         environment = dict(os.environ)
-        environment.update(request.env_vars)
+        environment.update(launch.request.env_vars)
         environment[supervisor.JOB_ID] = launch.job_id
         for name in (supervisor.ARRAY_JOB_ID, supervisor.ARRAY_TASK_ID):
             environment.pop(name, None)
         if launch.array_index is not None:
-            environment[supervisor.ARRAY_JOB_ID] = request.group_dir.name
+            environment[supervisor.ARRAY_JOB_ID] = launch.request.group_dir.name
             environment[supervisor.ARRAY_TASK_ID] = str(launch.array_index)
         if launch.gpus:
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-        command = [request.python, "-m", "offload.local.supervisor", str(launch.paths.job_dir),
-                   "--ntasks", str(request.num_tasks)]
+        return environment
+
+    def _start(self, launch: _Launch, devices: list[str]) -> int:
+        """Start the job's supervisor; its pid."""
+        request = launch.request
+        environment = self._environment(launch, devices)
         timeout_min = request.parameters.get("timeout_min")
-        if timeout_min:
-            command += ["--timeout", str(float(timeout_min) * 60)]
+        timeout = float(timeout_min) * 60 if timeout_min else None
+        if startup_variables(environment) == startup_variables(os.environ):
+            return self._spawner(request.python).start({
+                "job_dir": str(launch.paths.job_dir), "ntasks": request.num_tasks,
+                "timeout": timeout, "env": environment, "cwd": os.getcwd(),
+            })
+        return self._exec(launch, environment, timeout)
+
+    def _spawner(self, python: str) -> _SpawnerClient:
+        """A live spawner for ``python`` that started with this process's startup variables."""
+        client = self._spawners.get(python)
+        if client is None or not client.alive or \
+                startup_variables(client.environment) != startup_variables(os.environ):
+            if client is not None:
+                client.close()
+            client = self._spawners[python] = _SpawnerClient(python, self._exited)
+        return client
+
+    def _exec(self, launch: _Launch, environment: dict[str, str], timeout: float | None) -> int:
+        """Start the supervisor as a new interpreter (for jobs that change startup variables)."""
+        command = [launch.request.python, "-m", "offload.local.supervisor",
+                   str(launch.paths.job_dir), "--ntasks", str(launch.request.num_tasks)]
+        if timeout:
+            command += ["--timeout", str(timeout)]
         log = os.open(launch.paths.stderr(0), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        env=environment, start_new_session=True)
-        except OSError as error:
-            supervisor.write_status(launch.paths.job_dir, state="FAILED",
-                                    reason=f"could not start {request.python}: {error}")
-            if devices:
-                self.gpu_pool.give_back(devices)
-            return
         finally:
             os.close(log)
-        self._processes[launch.job_id] = process
-        logger.debug("local job %s started as pid %d", launch.job_id, process.pid)
-        if devices:
-            threading.Thread(target=self._release_after, args=(process, devices),
-                             name=f"offload-local-gpus-{launch.job_id}", daemon=True).start()
+        threading.Thread(target=lambda: self._exited(process.pid, _wait_status(process)),
+                         name=f"offload-local-{launch.job_id}", daemon=True).start()
+        return process.pid
 
-    def _release_after(self, process: subprocess.Popen[bytes], devices: list[str]) -> None:
-        process.wait()
-        self.gpu_pool.give_back(devices)
-        self._start_ready()
+    def _exited(self, pid: int, status: int) -> None:
+        """Called from a reader thread when a supervisor ended; must not wait for the launcher."""
+        with self._exits_lock:
+            self._exits[pid] = status
+            devices = self._devices.pop(pid, None)
+        if devices:
+            self.gpu_pool.give_back(devices)
+            # starting queued jobs waits for the spawner's replies, which this thread delivers
+            threading.Thread(target=self._start_ready, name="offload-local-queue", daemon=True).start()
 
     # -- status and cancel -------------------------------------------------------------------
 
@@ -144,16 +238,16 @@ class LocalLauncher:
 
     def _status(self, ref: JobRef) -> JobStatus:
         job_dir = ref.paths.job_dir
-        process = self._processes.get(ref.job_id)
-        exited = process is not None and process.poll() is not None
-        recorded = supervisor.read_status(job_dir)  # read after poll(): a final state is written before exit
+        pid = self._pids.get(ref.job_id)
+        exit_status = self._exits.get(pid) if pid is not None else None
+        recorded = supervisor.read_status(job_dir)  # read after the exit: a final state comes first
         if recorded is None:
             return JobStatus(JobState.UNKNOWN, "", f"no {supervisor.STATUS_FILE} in {job_dir}")
         state = recorded["state"]
         if state not in ("PENDING", "RUNNING"):
             return JobStatus(JobState(state), state, recorded.get("reason", ""))
-        if process is not None:
-            gone = exited
+        if pid is not None:
+            gone = exit_status is not None
         elif state == "RUNNING":
             gone = not _alive(int(recorded["pid"]))
         else:
@@ -164,15 +258,15 @@ class LocalLauncher:
             gone = False
         if not gone:
             waiting = any(launch.job_id == ref.job_id for launch in list(self._queue))
-            reason = "waiting for GPUs" if waiting else ""
-            return JobStatus(JobState(state), state, reason)
+            return JobStatus(JobState(state), state, "waiting for GPUs" if waiting else "")
         recorded = supervisor.read_status(job_dir) or recorded
         if recorded["state"] not in ("PENDING", "RUNNING"):
             return JobStatus(JobState(recorded["state"]), recorded["state"], recorded.get("reason", ""))
         if (job_dir / CANCEL_MARKER).exists():
             return JobStatus(JobState.CANCELLED, "CANCELLED", "cancelled before it started")
-        code = f" with code {process.returncode}" if process is not None else ""
-        return JobStatus(JobState.FAILED, "LOST", f"its supervisor process exited{code} without recording an end")
+        how = f" ({supervisor.describe_wait_status(exit_status)})" if exit_status is not None else ""
+        return JobStatus(JobState.FAILED, "LOST",
+                         f"its supervisor process ended{how} without recording an end")
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         for ref in jobs:
@@ -188,8 +282,7 @@ class LocalLauncher:
             if recorded.get("state") not in (None, "PENDING", "RUNNING"):
                 continue  # already over
             Path(job_dir / CANCEL_MARKER).touch(mode=0o600)
-            process = self._processes.get(ref.job_id)
-            pid = process.pid if process is not None else recorded.get("pid")
+            pid = self._pids.get(ref.job_id, recorded.get("pid"))
             if pid is None:
                 supervisor.write_status(job_dir, state="CANCELLED", reason="cancelled before it started")
                 continue
@@ -197,3 +290,13 @@ class LocalLauncher:
                 os.killpg(int(pid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def startup_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """The variables a process reads only when it starts (so a forked job cannot change them)."""
+    return {k: v for k, v in variables.items() if k.startswith(spawner.STARTUP_PREFIXES)}
+
+
+def _wait_status(process: subprocess.Popen[bytes]) -> int:
+    code = process.wait()
+    return (-code) & 0x7F if code < 0 else code << 8

@@ -93,11 +93,16 @@ def _run_rank(job_dir: Path, rank: int, num_tasks: int) -> int:
     return 0 if outcome.success else 1
 
 
-def _describe_exit(rank: int, status: int) -> str:
+def describe_wait_status(status: int) -> str:
+    """``status`` from ``os.waitpid`` in words: "exited with code 3", "killed by signal SIGKILL"."""
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        return f"rank {rank} was killed by signal {signal.Signals(number).name}"
-    return f"rank {rank} exited with code {os.WEXITSTATUS(status)}"
+        return f"killed by signal {signal.Signals(number).name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def _describe_exit(rank: int, status: int) -> str:
+    return f"rank {rank} {describe_wait_status(status)}"
 
 
 class Supervisor:
