@@ -57,7 +57,15 @@ def test_no_backend_at_all_says_what_to_pip_install():
 
 
 def test_nothing_available_says_why():
-    manager = manager_with(BackendSpec(name="cluster", description="", is_available=lambda: False,
-                                       requirements="needs qsub on PATH"))
-    with pytest.raises(BackendNotFoundError, match="cluster: not available here .needs qsub on PATH"):
+    manager = manager_with(
+        BackendSpec(
+            name="cluster",
+            description="",
+            is_available=lambda: False,
+            requirements="needs qsub on PATH",
+        )
+    )
+    with pytest.raises(
+        BackendNotFoundError, match=r"cluster: not available here .needs qsub on PATH"
+    ):
         choose_backend(plugin_manager=manager)

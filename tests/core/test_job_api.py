@@ -31,9 +31,9 @@ def sleep_then(seconds, value):
 def test_a_batch_job_has_no_id_until_the_block_ends(executor):
     with executor.batch():
         job = executor.submit(pow, 2, 2)
-        with pytest.raises(OffloadError, match="not submitted yet"):
-            job.job_id
-        with pytest.raises(OffloadError, match="inside 'with executor.batch"):
+        with pytest.raises(OffloadError, match=r"not submitted yet"):
+            _ = job.job_id
+        with pytest.raises(OffloadError, match=r"inside 'with executor.batch"):
             executor.update_parameters(timeout_min=1)
     assert job.result(timeout=60) == 4
 
@@ -46,14 +46,14 @@ def test_a_batch_that_raises_submits_nothing(executor):
 
 
 def test_map_array_needs_iterables_of_one_length(executor):
-    with pytest.raises(ValueError, match="different lengths"):
+    with pytest.raises(ValueError, match=r"different lengths"):
         executor.map_array(pow, [1, 2], [1])
     assert executor.map_array(pow, [], []) == []
 
 
 def test_an_unpicklable_return_value_becomes_a_clear_error(executor):
     job = executor.submit(return_a_lock)
-    with pytest.raises(SerializationError, match="return value .* cannot be pickled"):
+    with pytest.raises(SerializationError, match=r"return value .* cannot be pickled"):
         job.result(timeout=60)
 
 
@@ -78,7 +78,7 @@ def test_an_exception_whose_type_is_unknown_here_keeps_name_and_traceback(execut
 
 def test_attach_to_an_unknown_id_explains(executor):
     executor.submit(pow, 1, 1).wait(timeout=60)
-    with pytest.raises(OffloadError, match="no job 'nope'"):
+    with pytest.raises(OffloadError, match=r"no job 'nope'"):
         Job.attach(executor.folder, "nope")
 
 
@@ -91,7 +91,7 @@ def test_attach_in_this_process_reads_the_result(executor):
 
 def test_wait_times_out_with_a_clear_message(executor):
     job = executor.submit(sleep_then, 30, "late")
-    with pytest.raises(TimeoutError, match="still waiting after 0.3 s"):
+    with pytest.raises(TimeoutError, match=r"still waiting after 0.3 s"):
         job.wait(timeout=0.3)
     job.cancel()
 
@@ -118,7 +118,7 @@ def test_task_views_check_their_rank(executor):
     job = executor.submit(pow, 2, 5)
     assert job.results(timeout=60) == [32, 32]
     assert job.task(1).result() == 32
-    with pytest.raises(ValueError, match="ranks 0..1"):
+    with pytest.raises(ValueError, match=r"ranks 0..1"):
         job.task(2)
 
 
@@ -132,7 +132,7 @@ def test_job_repr_and_describe(executor):
 def test_unknown_backend_lists_the_installed(tmp_path):
     from offload.core import BackendNotFoundError
 
-    with pytest.raises(BackendNotFoundError, match="Installed backends: .*local"):
+    with pytest.raises(BackendNotFoundError, match=r"Installed backends: .*local"):
         Executor(tmp_path, "nonexistent")
 
 

@@ -66,5 +66,5 @@ def test_a_refused_update_changes_nothing(executor):
 def test_parameters_can_be_given_to_the_executor(tmp_path):
     executor = Executor(tmp_path, "local", timeout_min=3, env_vars={"A": "b"})
     assert executor._own == {"timeout_min": 3, "env_vars": {"A": "b"}}
-    with pytest.raises(ParameterError, match="Did you mean 'nodes'"):
+    with pytest.raises(ParameterError, match=r"Did you mean 'nodes'"):
         Executor(tmp_path, "local", node=2)

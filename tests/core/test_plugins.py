@@ -3,8 +3,7 @@
 import pluggy
 import pytest
 
-from offload.core import BackendNotFoundError, BackendSpec, hookimpl
-from offload.core import plugins
+from offload.core import BackendNotFoundError, BackendSpec, hookimpl, plugins
 from offload.core.plugins import PluginManager
 
 
@@ -19,7 +18,7 @@ def test_disabled_plugins_are_not_loaded(monkeypatch):
     manager = PluginManager()
     manager.load_entry_points()
     assert "debug" not in manager.backends()
-    with pytest.raises(BackendNotFoundError, match="Disabled through OFFLOAD_DISABLE_PLUGINS"):
+    with pytest.raises(BackendNotFoundError, match=r"Disabled through OFFLOAD_DISABLE_PLUGINS"):
         manager.backend("debug")
 
 
@@ -33,12 +32,14 @@ class _BrokenEntryPoint:
 
 def test_a_plugin_that_fails_to_import_is_reported(monkeypatch, caplog):
     real = plugins.entry_points
-    monkeypatch.setattr(plugins, "entry_points", lambda group: [*real(group=group), _BrokenEntryPoint()])
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda group: [*real(group=group), _BrokenEntryPoint()]
+    )
     manager = PluginManager()
     manager.load_entry_points()
     assert "broken" in manager.failed
     assert "failed to load" in caplog.text
-    with pytest.raises(BackendNotFoundError, match="Plugin 'broken' failed to load: ImportError"):
+    with pytest.raises(BackendNotFoundError, match=r"Plugin 'broken' failed to load: ImportError"):
         manager.backend("broken")
     assert "local" in manager.backends()
 
@@ -52,7 +53,7 @@ class _Misspelled:
 def test_a_misspelled_hook_implementation_is_caught():
     manager = PluginManager()
     manager.register(_Misspelled(), name="misspelled")
-    with pytest.raises(pluggy.PluginValidationError, match="offload_sumbit"):
+    with pytest.raises(pluggy.PluginValidationError, match=r"offload_sumbit"):
         manager.check_pending()
 
 
@@ -66,16 +67,16 @@ def test_two_backends_with_one_name_are_an_error():
     manager = PluginManager()
     manager.register(_TwoOfAKind(), name="first")
     manager.register(_TwoOfAKind(), name="second")
-    with pytest.raises(BackendNotFoundError, match="two plugins declare a backend 'twin'"):
+    with pytest.raises(BackendNotFoundError, match=r"two plugins declare a backend 'twin'"):
         manager.backends()
 
 
 def test_backend_specs_check_names_and_parameter_prefixes():
     from offload.core import Parameter
 
-    with pytest.raises(ValueError, match="lower-case"):
+    with pytest.raises(ValueError, match=r"lower-case"):
         BackendSpec(name="My-Backend", description="")
-    with pytest.raises(ValueError, match="must start with 'pbs_'"):
+    with pytest.raises(ValueError, match=r"must start with 'pbs_'"):
         BackendSpec(name="pbs", description="", parameters=[Parameter("queue", (str,), "")])
 
 

@@ -9,8 +9,7 @@ import threading
 import cloudpickle
 import pytest
 
-from offload.core import Executor, Job, SerializationError, UnsafeFileError
-from offload.core import serialization
+from offload.core import Executor, Job, SerializationError, UnsafeFileError, serialization
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -50,7 +49,7 @@ def test_result_writable_by_others_is_not_unpickled(executor):
     job = executor.submit(identity, 3)
     job.wait(timeout=60)
     job.paths.result(0).chmod(0o666)
-    with pytest.raises(UnsafeFileError, match="writable by others.*chmod go-w"):
+    with pytest.raises(UnsafeFileError, match=r"writable by others.*chmod go-w"):
         job.result()
 
 
@@ -58,7 +57,7 @@ def test_result_owned_by_someone_else_is_not_unpickled(executor, monkeypatch):
     job = executor.submit(identity, 4)
     job.wait(timeout=60)
     monkeypatch.setattr(os, "getuid", lambda: os.stat(job.paths.result(0)).st_uid + 1)
-    with pytest.raises(UnsafeFileError, match="belongs to user id"):
+    with pytest.raises(UnsafeFileError, match=r"belongs to user id"):
         job.result()
 
 
@@ -97,5 +96,5 @@ def test_attach_refuses_a_link_pointing_outside_the_folder(executor, tmp_path):
     job.wait(timeout=60)
     link = executor.folder / "by-id" / "evil"
     link.symlink_to(tmp_path)
-    with pytest.raises(Exception, match="outside|no job"):
+    with pytest.raises(Exception, match=r"outside|no job"):
         Job.attach(executor.folder, "evil")

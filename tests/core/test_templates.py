@@ -44,7 +44,12 @@ def render(backend_package, dirs):
 
 
 def test_search_path_order(dirs):
-    assert search_path([dirs["explicit"]]) == [dirs["explicit"], dirs["env"], dirs["user"], dirs["site"]]
+    assert search_path([dirs["explicit"]]) == [
+        dirs["explicit"],
+        dirs["env"],
+        dirs["user"],
+        dirs["site"],
+    ]
 
 
 def test_package_default_is_used_last_and_values_are_quoted(backend_package, dirs):
@@ -60,8 +65,11 @@ def test_first_match_wins(backend_package, dirs, winner):
 
 
 def test_a_site_template_extends_the_default_and_overrides_one_block(backend_package, dirs):
-    put(dirs["site"], '{% extends "default/fake/job.sh.j2" %}\n'
-                      "{% block header %}\n{{ super() }}module load python\n{% endblock %}\n")
+    put(
+        dirs["site"],
+        '{% extends "default/fake/job.sh.j2" %}\n'
+        "{% block header %}\n{{ super() }}module load python\n{% endblock %}\n",
+    )
     assert render(backend_package, dirs) == "#!/bin/bash\nmodule load python\nrun 'it'\"'\"'s'\n"
 
 

@@ -55,7 +55,7 @@ def test_killed_job_says_which_signal_and_quotes_its_log(executor):
 
 def test_segfault_is_reported_with_the_crash_traceback(executor):
     job = executor.submit(segfault)
-    with pytest.raises(JobError, match="SIGSEGV") as raised:
+    with pytest.raises(JobError, match=r"SIGSEGV") as raised:
         job.result(timeout=60)
     assert "Segmentation fault" in str(raised.value)
 
@@ -64,7 +64,7 @@ def test_time_limit_is_enforced(executor):
     executor.update_parameters(timeout_min=1 / 60)
     started = time.monotonic()
     job = executor.submit(sleep_forever)
-    with pytest.raises(JobError, match="TIMEOUT.*time limit"):
+    with pytest.raises(JobError, match=r"TIMEOUT.*time limit"):
         job.result(timeout=60)
     assert time.monotonic() - started < 30
     assert job.state == JobState.TIMEOUT
@@ -128,13 +128,13 @@ def test_more_gpus_than_the_machine_has_is_refused(executor, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setattr(local_plugin, "_launcher", None)
     executor.update_parameters(gpus_per_node=2)
-    with pytest.raises(SubmissionError, match="asks for 2 GPU.*shows 1"):
+    with pytest.raises(SubmissionError, match=r"asks for 2 GPU.*shows 1"):
         executor.submit(visible_devices, 0)
 
 
 def test_several_nodes_are_refused(executor):
     executor.update_parameters(nodes=2)
-    with pytest.raises(SubmissionError, match="nodes must be 1"):
+    with pytest.raises(SubmissionError, match=r"nodes must be 1"):
         executor.submit(pow, 1, 1)
 
 

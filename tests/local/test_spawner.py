@@ -60,8 +60,9 @@ def test_jobs_outlive_the_process_that_submitted_them(tmp_path):
         job = LocalExecutor({str(folder)!r}).submit(time.sleep, 2)
         print(job.job_id)
     """)
-    submitted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               timeout=60, check=True)
+    submitted = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     job = Job.attach(folder, submitted.stdout.strip())
     assert job.result(timeout=60) is None
     assert job.state.value == "COMPLETED"

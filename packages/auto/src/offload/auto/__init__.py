@@ -33,13 +33,16 @@ def choose_backend(cluster: str | None = None, plugin_manager: PluginManager | N
             return cluster
         hint = KNOWN_DISTRIBUTIONS.get(cluster)
         install = f" Install it with: pip install {hint}" if hint else ""
-        raise BackendNotFoundError(f"No backend named {cluster!r} is installed.{install} {plugins.describe()}")
+        raise BackendNotFoundError(
+            f"No backend named {cluster!r} is installed.{install} {plugins.describe()}"
+        )
     ranked = sorted(backends.values(), key=lambda b: b.spec.priority, reverse=True)
     for backend in ranked:
         if backend.spec.is_available():
             return backend.name
     unavailable = "; ".join(
-        f"{b.name}: not available here ({b.spec.requirements or 'its check failed'})" for b in ranked
+        f"{b.name}: not available here ({b.spec.requirements or 'its check failed'})"
+        for b in ranked
     )
     suggestions = ", ".join(sorted(set(KNOWN_DISTRIBUTIONS.values())))
     raise BackendNotFoundError(
@@ -57,11 +60,13 @@ class AutoExecutor(Executor):
     backends not chosen are checked and ignored, so one script carries options for all of them.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], cluster: str | None = None,
-                 **backend_options: Any) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], cluster: str | None = None, **backend_options: Any
+    ) -> None:
         plugins = get_plugin_manager()
-        super().__init__(folder, choose_backend(cluster, plugins), plugin_manager=plugins,
-                         **backend_options)
+        super().__init__(
+            folder, choose_backend(cluster, plugins), plugin_manager=plugins, **backend_options
+        )
 
     @property
     def cluster(self) -> str:

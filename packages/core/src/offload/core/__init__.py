@@ -40,7 +40,32 @@ _LOCATIONS = {
     "DelayedSubmission": "submission",
 }
 
-__all__ = sorted([*_LOCATIONS, "__version__"])
+__all__ = [
+    "GENERIC_PARAMETERS",
+    "BackendNotFoundError",
+    "BackendSpec",
+    "DelayedSubmission",
+    "Executor",
+    "Job",
+    "JobEnvironment",
+    "JobError",
+    "JobPaths",
+    "JobRef",
+    "JobState",
+    "JobStatus",
+    "LaunchRequest",
+    "OffloadError",
+    "Parameter",
+    "ParameterError",
+    "RemoteError",
+    "RemoteTraceback",
+    "SerializationError",
+    "SubmissionError",
+    "UnsafeFileError",
+    "__version__",
+    "get_plugin_manager",
+    "hookimpl",
+]
 
 
 def __getattr__(name: str) -> Any:

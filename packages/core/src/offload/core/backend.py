@@ -17,6 +17,8 @@ from .states import JobStatus
 if TYPE_CHECKING:
     import pluggy
 
+    from .watcher import StatusWatcher
+
 _NAME = re.compile(r"^[a-z][a-z0-9]*$")
 
 
@@ -59,7 +61,9 @@ class BackendSpec:
         prefix = self.name + "_"
         strays = [p.name for p in self.parameters if not p.name.startswith(prefix)]
         if strays:
-            raise ValueError(f"backend {self.name!r}: parameters {strays} must start with {prefix!r}")
+            raise ValueError(
+                f"backend {self.name!r}: parameters {strays} must start with {prefix!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class Backend:
     def __init__(self, spec: BackendSpec, hook: pluggy.HookRelay) -> None:
         self.spec = spec
         self._hook = hook
-        self._watcher: Any = None
+        self._watcher: StatusWatcher | None = None
         self._watcher_lock = threading.Lock()
 
     @property
@@ -135,7 +139,9 @@ class Backend:
         return ids
 
     def status(self, jobs: Sequence[JobRef]) -> Mapping[str, JobStatus]:
-        answer = self._hook.offload_status(backend=self.name, jobs=list(jobs))
+        answer: Mapping[str, JobStatus] | None = self._hook.offload_status(
+            backend=self.name, jobs=list(jobs)
+        )
         if answer is None:
             raise BackendNotFoundError(f"no plugin implements offload_status for {self.name!r}")
         return answer
@@ -146,7 +152,7 @@ class Backend:
             raise BackendNotFoundError(f"no plugin implements offload_cancel for {self.name!r}")
 
     @property
-    def watcher(self) -> Any:
+    def watcher(self) -> StatusWatcher:
         """The process-wide :class:`~offload.core.watcher.StatusWatcher` of this backend."""
         with self._watcher_lock:
             if self._watcher is None:

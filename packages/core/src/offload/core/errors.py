@@ -36,8 +36,15 @@ class JobError(OffloadError):
     ``log_tail`` the last lines of the job's logs, when there were any.
     """
 
-    def __init__(self, message: str, *, job_id: str = "", state: str = "", native_state: str = "",
-                 log_tail: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str = "",
+        state: str = "",
+        native_state: str = "",
+        log_tail: str = "",
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.state = state

@@ -34,8 +34,15 @@ class Executor:
     that runs the jobs (default: the one running this code).
     """
 
-    def __init__(self, folder: str | os.PathLike[str], backend: str, *, python: str | None = None,
-                 plugin_manager: PluginManager | None = None, **parameters: Any) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        backend: str,
+        *,
+        python: str | None = None,
+        plugin_manager: PluginManager | None = None,
+        **parameters: Any,
+    ) -> None:
         self.folder = Path(folder).expanduser().absolute()
         self._plugins = plugin_manager or get_plugin_manager()
         self._backend: Backend = self._plugins.backend(backend)
@@ -61,8 +68,10 @@ class Executor:
         valid ones.
         """
         if self._batch is not None:
-            raise OffloadError("update_parameters cannot be called inside 'with executor.batch():'"
-                               " (all jobs of a batch share their parameters)")
+            raise OffloadError(
+                "update_parameters cannot be called inside 'with executor.batch():'"
+                " (all jobs of a batch share their parameters)"
+            )
         others = [b.spec for b in self._plugins.backends().values() if b is not self._backend]
         merged = {**self.parameters, **parameters}
         self._own = validate_parameters(merged, self._backend.spec, others)
@@ -93,10 +102,12 @@ class Executor:
         lengths = {len(column) for column in columns}
         if len(lengths) > 1:
             raise ValueError(f"map_array got iterables of different lengths: {sorted(lengths)}")
-        submissions = [DelayedSubmission(function, *row) for row in zip(*columns)]
+        submissions = [DelayedSubmission(function, *row) for row in zip(*columns, strict=True)]
         if self._batch is not None:
-            raise OffloadError("map_array cannot be called inside 'with executor.batch():'; "
-                               "call submit for each job instead")
+            raise OffloadError(
+                "map_array cannot be called inside 'with executor.batch():'; "
+                "call submit for each job instead"
+            )
         return self._submit(submissions) if submissions else []
 
     @contextlib.contextmanager
@@ -117,7 +128,7 @@ class Executor:
         if not pending:
             return
         submitted = self._submit([submission for submission, _ in pending])
-        for (_, job), done in zip(pending, submitted):
+        for (_, job), done in zip(pending, submitted, strict=True):
             job.paths = done.paths
             job._job_id = done.job_id
 
@@ -127,12 +138,16 @@ class Executor:
 
     def _submit(self, submissions: list[DelayedSubmission[Any]]) -> list[Job[Any]]:
         started = time.perf_counter()
-        metadata = {"backend": self.backend, "num_tasks": self._num_tasks,
-                    "num_jobs": len(submissions), "created": time.time()}
+        metadata = {
+            "backend": self.backend,
+            "num_tasks": self._num_tasks,
+            "num_jobs": len(submissions),
+            "created": time.time(),
+        }
         jobs = layout.create_group(self.folder, len(submissions), metadata)
         group_dir = jobs[0].group_dir
         try:
-            for submission, paths in zip(submissions, jobs):
+            for submission, paths in zip(submissions, jobs, strict=True):
                 try:
                     serialization.dump(submission, paths.submission)
                 except Exception as error:
@@ -144,12 +159,19 @@ class Executor:
         except BaseException:
             shutil.rmtree(group_dir, ignore_errors=True)
             raise
-        layout.link_job_ids(self.folder, list(zip(ids, jobs)))
-        submitted = [Job(self._backend, paths, self._num_tasks, job_id)
-                     for job_id, paths in zip(ids, jobs)]
+        layout.link_job_ids(self.folder, list(zip(ids, jobs, strict=True)))
+        submitted: list[Job[Any]] = [
+            Job(self._backend, paths, self._num_tasks, job_id)
+            for job_id, paths in zip(ids, jobs, strict=True)
+        ]
         self._backend.watcher.track(job.ref for job in submitted)
-        logger.info("submitted %d %s job(s) in %.3f s: %s", len(submitted), self.backend,
-                    time.perf_counter() - started, ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else ""))
+        logger.info(
+            "submitted %d %s job(s) in %.3f s: %s",
+            len(submitted),
+            self.backend,
+            time.perf_counter() - started,
+            ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else ""),
+        )
         return submitted
 
     def __repr__(self) -> str:

@@ -20,6 +20,9 @@ Hooks are grouped by when they are called:
 The conformance suite (:mod:`offload.core.testing`) checks an implementation end to end.
 """
 
+# Specifications have no body: pluggy calls the implementations.
+# mypy: disable-error-code="empty-body"
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -34,8 +34,15 @@ class Job(Generic[R]):
     result per rank: :meth:`results` returns them all, :meth:`task` gives a view on one rank.
     """
 
-    def __init__(self, backend: Backend, paths: JobPaths, num_tasks: int = 1,
-                 job_id: str | None = None, *, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        paths: JobPaths,
+        num_tasks: int = 1,
+        job_id: str | None = None,
+        *,
+        rank: int | None = None,
+    ) -> None:
         self._backend = backend
         self.paths = paths
         self.num_tasks = num_tasks
@@ -59,8 +66,10 @@ class Job(Generic[R]):
     def job_id(self) -> str:
         """The backend's id for this job (for an array element, the element's own id)."""
         if self._job_id is None:
-            raise OffloadError("This job is not submitted yet: jobs created inside "
-                               "'with executor.batch():' are submitted when the block ends.")
+            raise OffloadError(
+                "This job is not submitted yet: jobs created inside "
+                "'with executor.batch():' are submitted when the block ends."
+            )
         return self._job_id
 
     @property
@@ -171,8 +180,10 @@ class Job(Generic[R]):
     def _lost(self, rank: int) -> JobError:
         watcher = self._backend.watcher
         status = watcher.cached(self.job_id)
-        message = (f"{self.backend} job {self.job_id} ended in state {status} "
-                   f"without writing a result for rank {rank}.")
+        message = (
+            f"{self.backend} job {self.job_id} ended in state {status} "
+            f"without writing a result for rank {rank}."
+        )
         advice = _ADVICE.get(status.state)
         if advice:
             message += " " + advice
@@ -181,8 +192,13 @@ class Job(Generic[R]):
             message += f"\nLast lines of {source}:\n{tail}"
         else:
             message += f" Its logs ({self.paths.stderr(rank)}) are empty or missing."
-        return JobError(message, job_id=self.job_id, state=status.state.value,
-                        native_state=status.native, log_tail=tail)
+        return JobError(
+            message,
+            job_id=self.job_id,
+            state=status.state.value,
+            native_state=status.native,
+            log_tail=tail,
+        )
 
     def _log_tail(self, rank: int) -> tuple[str, Path]:
         for path in (self.paths.stderr(rank), self.paths.stdout(rank)):

@@ -55,12 +55,13 @@ class Outcome:
         """The remote exception, of its original type when possible, with the remote traceback."""
         if self.live_exception is not None:
             return self.live_exception
-        error: BaseException
-        try:
-            error = pickle.loads(self.exception) if self.exception else None  # type: ignore[assignment]
-        except Exception:
-            error = None  # type: ignore[assignment]
-        if error is None:
+        error: BaseException | None = None
+        if self.exception:
+            try:
+                error = pickle.loads(self.exception)
+            except Exception:  # its type cannot be rebuilt here: describe it instead
+                error = None
+        if not isinstance(error, BaseException):
             error = RemoteError(self.type_name, self.message, self.traceback_text)
         error.__cause__ = RemoteTraceback(self.traceback_text)
         return error
@@ -82,9 +83,8 @@ def write(outcome: Outcome, path: Path) -> Outcome:
     except Exception as error:
         if not outcome.success:
             raise
-        failure = SerializationError(
-            f"the job's return value {serialization.describe(outcome.value)} cannot be pickled: {error}"
-        )
+        value = serialization.describe(outcome.value)
+        failure = SerializationError(f"the job's return value {value} cannot be pickled: {error}")
         replacement = Outcome.from_exception(failure)
         serialization.dump(replacement, path)
         return replacement

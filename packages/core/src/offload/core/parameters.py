@@ -45,9 +45,7 @@ class Parameter:
         wanted_bool = bool in self.types
         if not isinstance(value, self.types) or (isinstance(value, bool) and not wanted_bool):
             names = " or ".join(t.__name__ for t in self.types)
-            raise ParameterError(
-                f"{self.name}={value!r}: expected {names} ({self.help})."
-            )
+            raise ParameterError(f"{self.name}={value!r}: expected {names} ({self.help}).")
         if self.validate is not None:
             try:
                 self.validate(value)
@@ -114,9 +112,9 @@ def validate_parameters(
     known: dict[str, Parameter] = {p.name: p for p in GENERIC_PARAMETERS}
     owners: dict[str, str] = {}
     for spec in [backend, *installed]:
-        for parameter in spec.parameters:
-            known[parameter.name] = parameter
-            owners[parameter.name] = spec.name
+        for declared in spec.parameters:
+            known[declared.name] = declared
+            owners[declared.name] = spec.name
     installed_prefixes = {spec.name + "_" for spec in [backend, *installed]}
 
     accepted: dict[str, Any] = {}

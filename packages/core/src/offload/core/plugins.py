@@ -48,7 +48,10 @@ class PluginManager(pluggy.PluginManager):
                 self.failed[entry_point.name] = error
                 logger.warning(
                     "offload plugin %r (%s) failed to load: %s: %s",
-                    entry_point.name, entry_point.value, type(error).__name__, error,
+                    entry_point.name,
+                    entry_point.value,
+                    type(error).__name__,
+                    error,
                 )
                 continue
             self.register(plugin, name=entry_point.name)
@@ -62,9 +65,13 @@ class PluginManager(pluggy.PluginManager):
                 for specs in self.hook.offload_backends():
                     for spec in specs:
                         if not isinstance(spec, BackendSpec):
-                            raise TypeError(f"offload_backends returned {spec!r}, not a BackendSpec")
+                            raise TypeError(
+                                f"offload_backends returned {spec!r}, not a BackendSpec"
+                            )
                         if spec.name in found:
-                            raise BackendNotFoundError(f"two plugins declare a backend {spec.name!r}")
+                            raise BackendNotFoundError(
+                                f"two plugins declare a backend {spec.name!r}"
+                            )
                         found[spec.name] = Backend(spec, self.hook)
                 self._backends = found
             return self._backends

@@ -35,13 +35,15 @@ def prepare_job_process() -> None:
     offload_logger.setLevel(logging.INFO)
 
 
-def run_job(job_dir: Path, environment: JobEnvironment | None = None, *,
-            in_process: bool = False) -> Outcome:
+def run_job(
+    job_dir: Path, environment: JobEnvironment | None = None, *, in_process: bool = False
+) -> Outcome:
     """Run the submission in ``job_dir`` as the rank ``environment`` describes.
 
     Writes ``result.<rank>.pkl`` atomically and returns the outcome. ``environment`` defaults to
-    :meth:`JobEnvironment.current` for the backend that submitted the job. With ``in_process``, the outcome (and the original exception
-    object) is also kept in memory for a caller in this same process.
+    :meth:`JobEnvironment.current` for the backend that submitted the job. With ``in_process``,
+    the outcome (and the original exception object) is also kept in memory for a caller in this
+    same process.
     """
     paths = JobPaths(Path(job_dir))
     if environment is None:
@@ -50,7 +52,11 @@ def run_job(job_dir: Path, environment: JobEnvironment | None = None, *,
     rank = environment.global_rank
     logger.info(
         "job %s rank %d/%d starting on %s (pid %d)",
-        environment.job_id, rank, environment.num_tasks, socket.gethostname(), os.getpid(),
+        environment.job_id,
+        rank,
+        environment.num_tasks,
+        socket.gethostname(),
+        os.getpid(),
     )
     try:
         submission = serialization.load(paths.submission)
@@ -62,12 +68,17 @@ def run_job(job_dir: Path, environment: JobEnvironment | None = None, *,
     except BaseException as error:  # the job's own failure, whatever it is, goes to the caller
         if isinstance(error, KeyboardInterrupt) and in_process:
             raise
-        logger.info("job %s rank %d raised %s: %s", environment.job_id, rank,
-                    type(error).__name__, error)
+        logger.info(
+            "job %s rank %d raised %s: %s", environment.job_id, rank, type(error).__name__, error
+        )
         result = Outcome.from_exception(error)
     written = outcomes.write(result, paths.result(rank))
     if in_process:
         outcomes.remember_in_process(paths.result(rank), written)
-    logger.info("job %s rank %d finished: %s", environment.job_id, rank,
-                "success" if written.success else "error")
+    logger.info(
+        "job %s rank %d finished: %s",
+        environment.job_id,
+        rank,
+        "success" if written.success else "error",
+    )
     return written

@@ -44,7 +44,8 @@ def dump(obj: Any, path: Path) -> None:
 
 
 def dumps(obj: Any) -> bytes:
-    return cloudpickle.dumps(obj, protocol=PROTOCOL)
+    data: bytes = cloudpickle.dumps(obj, protocol=PROTOCOL)
+    return data
 
 
 def check_private(path: Path) -> None:
@@ -93,9 +94,12 @@ def find_unpicklable(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     return ""
 
 
-def unpicklable_error(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                      error: BaseException) -> SerializationError:
-    culprit = find_unpicklable(function, args, kwargs) or f"the submission cannot be pickled: {error}"
+def unpicklable_error(
+    function: Any, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException
+) -> SerializationError:
+    culprit = (
+        find_unpicklable(function, args, kwargs) or f"the submission cannot be pickled: {error}"
+    )
     return SerializationError(
         f"Cannot submit {getattr(function, '__qualname__', describe(function))}: {culprit}. "
         "Jobs run in another process, so the function and its arguments must be picklable "

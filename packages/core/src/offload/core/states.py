@@ -18,7 +18,7 @@ class JobState(str, enum.Enum):
     RUNNING = "RUNNING"
     """Started and not finished."""
     REQUEUED = "REQUEUED"
-    """Put back into the queue (after preemption, a checkpoint or a node failure); will run again."""
+    """Put back into the queue (after a preemption, a checkpoint, a node failure): runs again."""
     PREEMPTED = "PREEMPTED"
     """Stopped for a higher-priority job. Not terminal: a preempted job may be requeued."""
     COMPLETED = "COMPLETED"
@@ -45,10 +45,16 @@ class JobState(str, enum.Enum):
         return self.value
 
 
-_TERMINAL = frozenset({
-    JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT,
-    JobState.OUT_OF_MEMORY, JobState.NODE_FAIL,
-})
+_TERMINAL = frozenset(
+    {
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.TIMEOUT,
+        JobState.OUT_OF_MEMORY,
+        JobState.NODE_FAIL,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,14 @@ SITE_DIR = Path("/etc/offload/templates")
 def search_path(explicit: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
     """The directories searched before the package defaults, in order."""
     paths = [Path(p).expanduser() for p in explicit]
-    paths += [Path(p).expanduser() for p in os.environ.get("OFFLOAD_TEMPLATE_PATH", "").split(os.pathsep) if p]
-    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    paths += [
+        Path(p).expanduser()
+        for p in os.environ.get("OFFLOAD_TEMPLATE_PATH", "").split(os.pathsep)
+        if p
+    ]
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
+        os.path.expanduser("~"), ".config"
+    )
     paths.append(Path(config_home) / "offload" / "templates")
     paths.append(Path(os.environ.get("OFFLOAD_SITE_TEMPLATE_DIR") or SITE_DIR))
     return paths
@@ -39,21 +45,29 @@ def shell_quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
-def template_environment(package: str, explicit: Sequence[str | os.PathLike[str]] = ()) -> jinja2.Environment:
+def template_environment(
+    package: str, explicit: Sequence[str | os.PathLike[str]] = ()
+) -> jinja2.Environment:
     """A Jinja2 environment over the search path, ending with ``package``'s ``templates/``.
 
     ``package`` is the backend's regular package (``"offload.slurm"``), not the namespace.
     Undefined variables are errors. The ``quote`` filter quotes a value as one shell word.
     """
     defaults = jinja2.PackageLoader(package, "templates")
-    loader = jinja2.ChoiceLoader([
-        jinja2.FileSystemLoader([str(p) for p in search_path(explicit)]),
-        jinja2.PrefixLoader({"default": defaults}),
-        defaults,
-    ])
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader([str(p) for p in search_path(explicit)]),
+            jinja2.PrefixLoader({"default": defaults}),
+            defaults,
+        ]
+    )
     environment = jinja2.Environment(
-        loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-        trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
     )
     environment.filters["quote"] = shell_quote
     return environment

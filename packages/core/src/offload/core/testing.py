@@ -263,7 +263,9 @@ class BackendConformance:
         )
         finished = subprocess.run(
             [sys.executable, "-c", script, str(executor.folder), job.job_id, str(self.timeout)],
-            capture_output=True, text=True, timeout=self.timeout + 30,
+            capture_output=True,
+            text=True,
+            timeout=self.timeout + 30,
         )
         assert finished.returncode == 0, finished.stderr
         assert finished.stdout.strip() == "attached"

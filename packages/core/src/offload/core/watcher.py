@@ -77,16 +77,21 @@ class StatusWatcher:
             now = time.monotonic()
             if now - self._last_query < self._query_interval:
                 return False
-            pending = [ref for job_id, ref in self._tracked.items()
-                       if job_id not in self._terminal_since]
+            pending = [
+                ref for job_id, ref in self._tracked.items() if job_id not in self._terminal_since
+            ]
             if not pending:
                 return False
             self.queries += 1
             try:
                 answer = self.backend.status(pending)
             except Exception as error:  # a scheduler hiccup must not kill every waiting caller
-                logger.warning("status query of %d %s job(s) failed, will retry: %s",
-                               len(pending), self.backend.name, error)
+                logger.warning(
+                    "status query of %d %s job(s) failed, will retry: %s",
+                    len(pending),
+                    self.backend.name,
+                    error,
+                )
                 answer = {}
             self._last_query = time.monotonic()
             changed = False
@@ -102,8 +107,9 @@ class StatusWatcher:
             self._query_interval = low if changed else min(high, self._query_interval * BACKOFF)
             return changed
 
-    def wait(self, jobs: Sequence[Waitable], timeout: float | None = None, *,
-             first: bool = False) -> list[Waitable]:
+    def wait(
+        self, jobs: Sequence[Waitable], timeout: float | None = None, *, first: bool = False
+    ) -> list[Waitable]:
         """Block until every job (or, with ``first``, any job) is finished; return the finished.
 
         Raises ``TimeoutError`` after ``timeout`` seconds.
@@ -126,8 +132,10 @@ class StatusWatcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     left = [job.describe() for job in jobs if job not in finished]
-                    raise TimeoutError(f"still waiting after {timeout} s for: {', '.join(left[:5])}"
-                                       + (f" and {len(left) - 5} more" if len(left) > 5 else ""))
+                    raise TimeoutError(
+                        f"still waiting after {timeout} s for: {', '.join(left[:5])}"
+                        + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                    )
                 time.sleep(min(tick, remaining))
             else:
                 time.sleep(tick)

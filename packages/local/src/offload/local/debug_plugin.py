@@ -35,8 +35,7 @@ SPEC = BackendSpec(
     name=NAME,
     description="runs jobs inside this Python process when they are waited for (for pdb)",
     priority=0,
-    parameters=[Parameter("debug_post_mortem", (bool,),
-                          "open pdb.post_mortem when a job raises")],
+    parameters=[Parameter("debug_post_mortem", (bool,), "open pdb.post_mortem when a job raises")],
     poll_interval=(0.0, 0.0),
 )
 
@@ -74,10 +73,12 @@ class _Tee(io.TextIOBase):
 def _job_context(paths: JobPaths, rank: int, env_vars: Mapping[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in env_vars}
     os.environ.update(env_vars)
-    with open(paths.stdout(rank), "a", opener=_private) as out, \
-            open(paths.stderr(rank), "a", opener=_private) as err, \
-            contextlib.redirect_stdout(_Tee(sys.stdout, out)), \
-            contextlib.redirect_stderr(_Tee(sys.stderr, err)):
+    with (
+        open(paths.stdout(rank), "a", opener=_private) as out,
+        open(paths.stderr(rank), "a", opener=_private) as err,
+        contextlib.redirect_stdout(_Tee(sys.stdout, out)),
+        contextlib.redirect_stderr(_Tee(sys.stderr, err)),
+    ):
         try:
             yield
         finally:
@@ -98,10 +99,16 @@ def _run(job_id: str, job: _Pending) -> None:
     failures = []
     for rank in range(num_tasks):
         environment = JobEnvironment(
-            backend=NAME, job_id=job_id,
+            backend=NAME,
+            job_id=job_id,
             array_job_id=job.paths.group_dir.name if job.array_index is not None else None,
-            array_task_id=job.array_index, num_tasks=num_tasks, num_nodes=1, node=0,
-            global_rank=rank, local_rank=rank, hostnames=(socket.gethostname(),),
+            array_task_id=job.array_index,
+            num_tasks=num_tasks,
+            num_nodes=1,
+            node=0,
+            global_rank=rank,
+            local_rank=rank,
+            hostnames=(socket.gethostname(),),
         )
         with _job_context(job.paths, rank, job.request.env_vars):
             outcome = run_job(job.paths.job_dir, environment, in_process=True)
@@ -145,7 +152,8 @@ def offload_status(backend: str, jobs: Sequence[JobRef]) -> Mapping[str, JobStat
         if job is None:
             done = ref.paths.result(0).exists()
             answer[ref.job_id] = JobStatus(
-                JobState.COMPLETED if done else JobState.FAILED, "FOREIGN",
+                JobState.COMPLETED if done else JobState.FAILED,
+                "FOREIGN",
                 "" if done else "debug jobs run only in the process that submitted them",
             )
             continue

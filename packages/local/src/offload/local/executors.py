@@ -8,7 +8,6 @@ from typing import Any
 from offload.core import Executor
 
 
-
 class LocalExecutor(Executor):
     """An :class:`~offload.core.Executor` for the ``local`` backend: one process group per job."""
 
@@ -21,5 +20,3 @@ class DebugExecutor(Executor):
 
     def __init__(self, folder: str | os.PathLike[str], **parameters: Any) -> None:
         super().__init__(folder, "debug", **parameters)
-
-

@@ -44,8 +44,11 @@ class _SpawnerClient:
     def __init__(self, python: str, on_exit: Callable[[int, int], None]) -> None:
         self.environment = dict(os.environ)
         self._process = subprocess.Popen(
-            [python, "-m", "offload.local.spawner"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, start_new_session=True, env=self.environment,
+            [python, "-m", "offload.local.spawner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+            env=self.environment,
         )
         self._replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -123,8 +126,10 @@ class LocalLauncher:
     def submit(self, request: LaunchRequest) -> list[str]:
         parameters = request.parameters
         if parameters.get("nodes", 1) != 1:
-            raise SubmissionError("The local backend runs jobs on this machine only: nodes must be "
-                                  "1 (use tasks_per_node for several processes).")
+            raise SubmissionError(
+                "The local backend runs jobs on this machine only: nodes must be "
+                "1 (use tasks_per_node for several processes)."
+            )
         gpus = int(parameters.get("gpus_per_node", 0))
         if gpus and gpus > len(self.gpu_pool.devices):
             raise SubmissionError(
@@ -133,7 +138,9 @@ class LocalLauncher:
             )
         is_array = len(request.jobs) > 1
         launches = [
-            _Launch(f"{request.group_dir.name}_{index}", paths, request, index if is_array else None)
+            _Launch(
+                f"{request.group_dir.name}_{index}", paths, request, index if is_array else None
+            )
             for index, paths in enumerate(request.jobs)
         ]
         for launch in launches:
@@ -189,17 +196,25 @@ class LocalLauncher:
         timeout_min = request.parameters.get("timeout_min")
         timeout = float(timeout_min) * 60 if timeout_min else None
         if startup_variables(environment) == startup_variables(os.environ):
-            return self._spawner(request.python).start({
-                "job_dir": str(launch.paths.job_dir), "ntasks": request.num_tasks,
-                "timeout": timeout, "env": environment, "cwd": os.getcwd(),
-            })
+            return self._spawner(request.python).start(
+                {
+                    "job_dir": str(launch.paths.job_dir),
+                    "ntasks": request.num_tasks,
+                    "timeout": timeout,
+                    "env": environment,
+                    "cwd": os.getcwd(),
+                }
+            )
         return self._exec(launch, environment, timeout)
 
     def _spawner(self, python: str) -> _SpawnerClient:
         """A live spawner for ``python`` that started with this process's startup variables."""
         client = self._spawners.get(python)
-        if client is None or not client.alive or \
-                startup_variables(client.environment) != startup_variables(os.environ):
+        if (
+            client is None
+            or not client.alive
+            or startup_variables(client.environment) != startup_variables(os.environ)
+        ):
             if client is not None:
                 client.close()
             client = self._spawners[python] = _SpawnerClient(python, self._exited)
@@ -207,18 +222,33 @@ class LocalLauncher:
 
     def _exec(self, launch: _Launch, environment: dict[str, str], timeout: float | None) -> int:
         """Start the supervisor as a new interpreter (for jobs that change startup variables)."""
-        command = [launch.request.python, "-m", "offload.local.supervisor",
-                   str(launch.paths.job_dir), "--ntasks", str(launch.request.num_tasks)]
+        command = [
+            launch.request.python,
+            "-m",
+            "offload.local.supervisor",
+            str(launch.paths.job_dir),
+            "--ntasks",
+            str(launch.request.num_tasks),
+        ]
         if timeout:
             command += ["--timeout", str(timeout)]
         log = os.open(launch.paths.stderr(0), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                       env=environment, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=environment,
+                start_new_session=True,
+            )
         finally:
             os.close(log)
-        threading.Thread(target=lambda: self._exited(process.pid, _wait_status(process)),
-                         name=f"offload-local-{launch.job_id}", daemon=True).start()
+        threading.Thread(
+            target=lambda: self._exited(process.pid, _wait_status(process)),
+            name=f"offload-local-{launch.job_id}",
+            daemon=True,
+        ).start()
         return process.pid
 
     def _exited(self, pid: int, status: int) -> None:
@@ -229,7 +259,9 @@ class LocalLauncher:
         if devices:
             self.gpu_pool.give_back(devices)
             # starting queued jobs waits for the spawner's replies, which this thread delivers
-            threading.Thread(target=self._start_ready, name="offload-local-queue", daemon=True).start()
+            threading.Thread(
+                target=self._start_ready, name="offload-local-queue", daemon=True
+            ).start()
 
     # -- status and cancel -------------------------------------------------------------------
 
@@ -253,20 +285,28 @@ class LocalLauncher:
         else:
             submitter = int(recorded.get("submitter", 0))
             if submitter != os.getpid() and not _alive(submitter):
-                return JobStatus(JobState.FAILED, "LOST",
-                                 f"the process that submitted it (pid {submitter}) ended before starting it")
+                return JobStatus(
+                    JobState.FAILED,
+                    "LOST",
+                    f"the process that submitted it (pid {submitter}) ended before starting it",
+                )
             gone = False
         if not gone:
             waiting = any(launch.job_id == ref.job_id for launch in list(self._queue))
             return JobStatus(JobState(state), state, "waiting for GPUs" if waiting else "")
         recorded = supervisor.read_status(job_dir) or recorded
         if recorded["state"] not in ("PENDING", "RUNNING"):
-            return JobStatus(JobState(recorded["state"]), recorded["state"], recorded.get("reason", ""))
+            return JobStatus(
+                JobState(recorded["state"]), recorded["state"], recorded.get("reason", "")
+            )
         if (job_dir / CANCEL_MARKER).exists():
             return JobStatus(JobState.CANCELLED, "CANCELLED", "cancelled before it started")
-        how = f" ({supervisor.describe_wait_status(exit_status)})" if exit_status is not None else ""
-        return JobStatus(JobState.FAILED, "LOST",
-                         f"its supervisor process ended{how} without recording an end")
+        how = (
+            f" ({supervisor.describe_wait_status(exit_status)})" if exit_status is not None else ""
+        )
+        return JobStatus(
+            JobState.FAILED, "LOST", f"its supervisor process ended{how} without recording an end"
+        )
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         for ref in jobs:
@@ -276,7 +316,9 @@ class LocalLauncher:
                 for launch in queued:
                     self._queue.remove(launch)
             if queued:
-                supervisor.write_status(job_dir, state="CANCELLED", reason="cancelled while waiting")
+                supervisor.write_status(
+                    job_dir, state="CANCELLED", reason="cancelled while waiting"
+                )
                 continue
             recorded = supervisor.read_status(job_dir) or {}
             if recorded.get("state") not in (None, "PENDING", "RUNNING"):
@@ -284,7 +326,9 @@ class LocalLauncher:
             Path(job_dir / CANCEL_MARKER).touch(mode=0o600)
             pid = self._pids.get(ref.job_id, recorded.get("pid"))
             if pid is None:
-                supervisor.write_status(job_dir, state="CANCELLED", reason="cancelled before it started")
+                supervisor.write_status(
+                    job_dir, state="CANCELLED", reason="cancelled before it started"
+                )
                 continue
             try:
                 os.killpg(int(pid), signal.SIGTERM)

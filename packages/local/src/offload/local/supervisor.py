@@ -155,7 +155,9 @@ class Supervisor:
             if pid in self.children:
                 exits[self.children[pid]] = status
         signal.setitimer(signal.ITIMER_REAL, 0)
-        failures = [_describe_exit(rank, status) for rank, status in sorted(exits.items()) if status]
+        failures = [
+            _describe_exit(rank, status) for rank, status in sorted(exits.items()) if status
+        ]
         if self.ending == "TIMEOUT":
             state, reason = "TIMEOUT", f"killed at its time limit of {self.timeout:g} s"
         elif self.ending:
@@ -166,8 +168,13 @@ class Supervisor:
             state, reason = "COMPLETED", ""
         if self.ending and failures:
             print(f"offload: {reason}: " + "; ".join(failures), file=sys.stderr, flush=True)
-        write_status(self.job_dir, state=state, reason=reason, ended=time.time(),
-                     exit_codes=[exits[rank] for rank in sorted(exits)])
+        write_status(
+            self.job_dir,
+            state=state,
+            reason=reason,
+            ended=time.time(),
+            exit_codes=[exits[rank] for rank in sorted(exits)],
+        )
         return 0
 
 
