@@ -39,7 +39,7 @@ def test_a_plugin_that_fails_to_import_is_reported(monkeypatch, caplog):
     manager.load_entry_points()
     assert "broken" in manager.failed
     assert "failed to load" in caplog.text
-    with pytest.raises(BackendNotFoundError, match=r"Plugin 'broken' failed to load: ImportError"):
+    with pytest.raises(BackendNotFoundError, match=r"Plugin 'broken' failed: ImportError"):
         manager.backend("broken")
     assert "local" in manager.backends()
 
@@ -63,12 +63,32 @@ class _TwoOfAKind:
         return [BackendSpec(name="twin", description="one")]
 
 
-def test_two_backends_with_one_name_are_an_error():
+def test_a_second_backend_with_a_taken_name_is_left_out_and_reported():
     manager = PluginManager()
     manager.register(_TwoOfAKind(), name="first")
     manager.register(_TwoOfAKind(), name="second")
-    with pytest.raises(BackendNotFoundError, match=r"two plugins declare a backend 'twin'"):
-        manager.backends()
+    assert list(manager.backends()) == ["twin"]
+    assert "already declared by plugin 'first'" in str(manager.failed["second"])
+
+
+class _MisspelledEntryPoint:
+    name = "misspelled"
+    value = "somewhere:plugin"
+
+    def load(self):
+        return _Misspelled()
+
+
+def test_a_plugin_with_a_misspelled_hook_is_left_out_and_the_others_work(monkeypatch):
+    real = plugins.entry_points
+    monkeypatch.setattr(
+        plugins, "entry_points", lambda group: [*real(group=group), _MisspelledEntryPoint()]
+    )
+    manager = PluginManager()
+    manager.load_entry_points()
+    assert "unknown hook 'offload_sumbit'" in str(manager.failed["misspelled"])
+    assert not manager.has_plugin("misspelled")
+    assert "local" in manager.backends()
 
 
 def test_backend_specs_check_names_and_parameter_prefixes():

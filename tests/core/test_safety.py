@@ -98,3 +98,12 @@ def test_attach_refuses_a_link_pointing_outside_the_folder(executor, tmp_path):
     link.symlink_to(tmp_path)
     with pytest.raises(Exception, match=r"outside|no job"):
         Job.attach(executor.folder, "evil")
+
+
+def test_a_bad_job_id_from_a_backend_is_refused_before_linking(executor, monkeypatch):
+    from offload.core import SubmissionError
+    from offload.local import local_plugin
+
+    monkeypatch.setattr(local_plugin.LocalLauncher, "submit", lambda self, request: ["../evil"])
+    with pytest.raises(SubmissionError, match=r"bad id.*'\.\./evil'"):
+        executor.submit(identity, 1)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BackendNotFoundError, OffloadError, SubmissionError
-from .layout import JobPaths
+from .layout import JobPaths, check_job_id
 from .parameters import Parameter
 from .states import JobStatus
 
@@ -102,6 +102,7 @@ class LaunchRequest:
 
     @property
     def env_vars(self) -> Mapping[str, str]:
+        """Environment variables to set for every rank (the ``env_vars`` parameter)."""
         return dict(self.parameters.get("env_vars", {}))
 
     def command(self, job_dir: str | Path) -> list[str]:
@@ -132,6 +133,11 @@ class Backend:
         if ids is None:
             raise BackendNotFoundError(f"no plugin implements offload_submit for {self.name!r}")
         ids = [str(job_id) for job_id in ids]
+        for job_id in ids:
+            try:
+                check_job_id(job_id)
+            except OffloadError as error:
+                raise SubmissionError(f"{self.name} backend returned a bad id: {error}") from None
         if len(ids) != len(request.jobs):
             raise SubmissionError(
                 f"{self.name} backend returned {len(ids)} job ids for {len(request.jobs)} jobs"

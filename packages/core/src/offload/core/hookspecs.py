@@ -80,7 +80,7 @@ def offload_submit(backend: str, request: LaunchRequest) -> Sequence[str] | None
     :param request: the jobs to launch, their parameters (generic and this backend's own) and the
         Python interpreter to use.
     :return: one id per job of ``request.jobs``, in order. Ids are strings of letters, digits and
-        ``_.:+-``, unique within the job folder; an array element's id should be the id a user
+        ``_.:+-[]``, unique within the job folder; an array element's id should be the id a user
         would give to the scheduler's own tools. Raise
         :class:`~offload.core.errors.SubmissionError` (quoting the scheduler's message) when the
         submission is refused. ``firstresult``.

@@ -103,6 +103,8 @@ class Job(Generic[R]):
     def status(self) -> JobStatus:
         """The backend's latest word on this job: normalized state, native state, reason."""
         watcher = self._backend.watcher
+        if self._has_results() and not watcher.cached(self.job_id).state.is_terminal:
+            watcher.expect_change()  # the job is ending: ask now rather than after a backoff
         watcher.refresh()
         return watcher.cached(self.job_id)
 
@@ -141,6 +143,8 @@ class Job(Generic[R]):
 
     def result(self, timeout: float | None = None) -> R:
         """Wait, then return the job's return value (rank 0's, or this task's).
+
+        For a job with several ranks, an exception in any rank is raised.
 
         Re-raises the job's exception with its original type when it can be rebuilt here (else a
         :class:`~offload.core.errors.RemoteError`), the remote traceback attached as its cause.

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OffloadError
+from .serialization import atomic_writer
 
 BY_ID = "by-id"
 GROUP_FILE = "group.json"
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\[\]-]*$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def create_group(folder: Path, num_jobs: int, metadata: dict[str, Any]) -> list[
         except FileExistsError:
             continue
     group_dir.chmod(0o700)  # in case of a restrictive-but-odd umask, be exact
-    (group_dir / GROUP_FILE).write_text(json.dumps(metadata, indent=1))
+    with atomic_writer(group_dir / GROUP_FILE) as stream:
+        stream.write(json.dumps(metadata, indent=1).encode())
     jobs = []
     for index in range(num_jobs):
         job_dir = group_dir / str(index)
@@ -92,7 +94,7 @@ def create_group(folder: Path, num_jobs: int, metadata: dict[str, Any]) -> list[
 
 def check_job_id(job_id: str) -> str:
     if not _JOB_ID.match(job_id):
-        raise OffloadError(f"invalid job id {job_id!r}: expected letters, digits and _.:+-")
+        raise OffloadError(f"invalid job id {job_id!r}: expected letters, digits and _.:+-[]")
     return job_id
 
 
@@ -116,5 +118,8 @@ def find_job(folder: Path, job_id: str) -> tuple[JobPaths, dict[str, Any]]:
     job_dir = (link.parent / os.readlink(link)).resolve()
     if job_dir.parent.parent != Path(folder).resolve():
         raise OffloadError(f"{link} points outside {folder}: refusing to follow it")
-    metadata = json.loads((job_dir.parent / GROUP_FILE).read_text())
+    try:
+        metadata = json.loads((job_dir.parent / GROUP_FILE).read_text())
+    except FileNotFoundError:
+        raise OffloadError(f"job {job_id!r}: its folder {job_dir} was removed") from None
     return JobPaths(job_dir), metadata

@@ -138,7 +138,9 @@ def _reject_or_ignore(name: str, known: Mapping[str, Parameter], prefixes: Itera
         raise ParameterError(
             f"Unknown parameter {name!r}{where}.{hint} Valid names: {', '.join(sorted(known))}."
         )
-    logger.info("parameter %r is for a backend that is not installed here: ignored", name)
+    logger.warning(
+        "parameter %r looks like an option of a backend that is not installed here: ignored", name
+    )
 
 
 def _quoted(names: list[str]) -> str:

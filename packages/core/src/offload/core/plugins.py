@@ -17,7 +17,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend, BackendSpec
-from .errors import BackendNotFoundError
+from .errors import BackendNotFoundError, OffloadError
 
 logger = logging.getLogger("offload.core.plugins")
 
@@ -35,7 +35,12 @@ class PluginManager(pluggy.PluginManager):
         self._lock = threading.Lock()
 
     def load_entry_points(self) -> None:
-        """Register every plugin of the ``offload`` entry-point group that is not disabled."""
+        """Register every plugin of the ``offload`` entry-point group that is not disabled.
+
+        A plugin that fails to import, or whose hooks do not match the specifications (a
+        misspelled hook name, a wrong argument), is left out and remembered in :attr:`failed`;
+        the other plugins work.
+        """
         disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
         for name in disabled:
             self.set_blocked(name)
@@ -44,34 +49,58 @@ class PluginManager(pluggy.PluginManager):
                 continue
             try:
                 plugin = entry_point.load()
+                self.register(plugin, name=entry_point.name)
+                self._check_plugin(plugin)
             except Exception as error:
-                self.failed[entry_point.name] = error
-                logger.warning(
-                    "offload plugin %r (%s) failed to load: %s: %s",
-                    entry_point.name,
-                    entry_point.value,
-                    type(error).__name__,
-                    error,
-                )
-                continue
-            self.register(plugin, name=entry_point.name)
+                if self.has_plugin(entry_point.name):
+                    self.unregister(name=entry_point.name)
+                self._fail(entry_point.name, f"{entry_point.value} failed to load", error)
         self.check_pending()
 
+    def _check_plugin(self, plugin: object) -> None:
+        """Raise if ``plugin`` implements a hook that has no specification (a misspelling)."""
+        for caller in self.get_hookcallers(plugin) or []:
+            if caller.spec is None:
+                raise pluggy.PluginValidationError(
+                    plugin, f"unknown hook {caller.name!r}: hooks are {_hook_names()}"
+                )
+
+    def _fail(self, name: str, what: str, error: BaseException) -> None:
+        self.failed[name] = error
+        logger.warning("offload plugin %r: %s: %s: %s", name, what, type(error).__name__, error)
+
     def backends(self) -> dict[str, Backend]:
-        """Every declared backend, by name, available here or not."""
+        """Every declared backend, by name, available here or not.
+
+        A plugin whose declaration fails, or that declares a name another plugin took first,
+        is left out and remembered in :attr:`failed`.
+        """
         with self._lock:
             if self._backends is None:
                 found: dict[str, Backend] = {}
-                for specs in self.hook.offload_backends():
+                owners: dict[str, str] = {}
+                # in registration order: the first plugin to declare a name keeps it
+                for implementation in self.hook.offload_backends.get_hookimpls():
+                    plugin = implementation.plugin_name
+                    try:
+                        declared = implementation.function()
+                        if not isinstance(declared, (list, tuple)):
+                            raise TypeError(f"it returned {declared!r}, not a list of BackendSpec")
+                        specs = list(declared)
+                        for spec in specs:
+                            if not isinstance(spec, BackendSpec):
+                                raise TypeError(f"it returned {spec!r}, not a BackendSpec")
+                            if spec.name in owners:
+                                raise OffloadError(
+                                    f"backend {spec.name!r} is already declared by plugin "
+                                    f"{owners[spec.name]!r}"
+                                )
+                    except Exception as error:
+                        self._fail(plugin, "offload_backends failed", error)
+                        continue
                     for spec in specs:
-                        if not isinstance(spec, BackendSpec):
-                            raise TypeError(
-                                f"offload_backends returned {spec!r}, not a BackendSpec"
-                            )
-                        if spec.name in found:
-                            raise BackendNotFoundError(
-                                f"two plugins declare a backend {spec.name!r}"
-                            )
+                        assert isinstance(spec, BackendSpec)
+                        owners[spec.name] = plugin
                         found[spec.name] = Backend(spec, self.hook)
                 self._backends = found
             return self._backends
@@ -92,11 +121,15 @@ class PluginManager(pluggy.PluginManager):
         else:
             parts.append("No backend is installed.")
         for name, error in sorted(self.failed.items()):
-            parts.append(f"Plugin {name!r} failed to load: {type(error).__name__}: {error}.")
+            parts.append(f"Plugin {name!r} failed: {type(error).__name__}: {error}.")
         disabled = os.environ.get(DISABLE_VARIABLE, "").strip()
         if disabled:
             parts.append(f"Disabled through {DISABLE_VARIABLE}: {disabled}.")
         return " ".join(parts)
+
+
+def _hook_names() -> str:
+    return ", ".join(name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_"))
 
 
 _manager: PluginManager | None = None

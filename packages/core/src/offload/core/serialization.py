@@ -64,7 +64,8 @@ def _check_owner_only(path: Path, info: os.stat_result) -> None:
         raise UnsafeFileError(
             f"{path} is writable by others (mode {stat.filemode(info.st_mode)}): it is not "
             "loaded, because unpickling a file runs code that its writer chose. If you trust its "
-            f"content, run 'chmod go-w {path}' and try again."
+            f"content, run 'chmod go-w {path}' and try again (for a submission.pkl refused "
+            "inside a job, submit the job again)."
         )
 
 

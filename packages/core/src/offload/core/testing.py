@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from .backend import Backend
 from .environment import JobEnvironment
 from .errors import JobError, RemoteTraceback, SerializationError
 from .executor import Executor
@@ -130,7 +131,14 @@ class BackendConformance:
 
     @pytest.fixture
     def executor(self, tmp_path: Path) -> Executor:
-        return self.make_executor(tmp_path / "jobs")
+        """An executor on a fresh folder: under ``$OFFLOAD_TEST_FOLDER`` when it is set (a
+        cluster needs a folder its nodes can see), else under pytest's ``tmp_path``."""
+        shared = os.environ.get("OFFLOAD_TEST_FOLDER")
+        if shared:
+            folder = Path(shared) / f"{tmp_path.name}-{os.getpid()}-{time.time_ns()}"
+        else:
+            folder = tmp_path / "jobs"
+        return self.make_executor(folder)
 
     def wait_for_terminal_state(self, job: Job[Any]) -> JobState:
         deadline = time.monotonic() + self.timeout
@@ -249,6 +257,22 @@ class BackendConformance:
             assert [d["node"] for d in described] == [r // per_node for r in range(tasks)]
             assert all(len(d["hostnames"]) == layout.get("nodes", 1) for d in described)
             assert job.task(tasks - 1).result()["global_rank"] == tasks - 1
+
+    def test_one_status_call_covers_many_jobs(
+        self, executor: Executor, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sizes: list[int] = []
+        real_status = Backend.status
+
+        def counting(backend: Backend, jobs: Any) -> Any:
+            sizes.append(len(jobs))
+            return real_status(backend, jobs)
+
+        monkeypatch.setattr(Backend, "status", counting)
+        jobs = executor.map_array(sleep_then_return, [1] * 5, range(5))
+        assert [job.result(timeout=self.timeout) for job in jobs] == list(range(5))
+        if sizes:  # a backend fast enough never to be asked is fine
+            assert max(sizes) >= 5, f"status was asked about fewer jobs at once: {sizes}"
 
     # -- re-attach ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from offload.core import (
     JobStatus,
     LaunchRequest,
     Parameter,
+    SubmissionError,
     hookimpl,
 )
 from offload.core.layout import JobPaths
@@ -132,6 +133,8 @@ def offload_submit(backend: str, request: LaunchRequest) -> Sequence[str] | None
     global _counter
     if backend != NAME:
         return None
+    if request.parameters.get("nodes", 1) != 1:
+        raise SubmissionError("The debug backend runs jobs in this process: nodes must be 1.")
     ids = []
     is_array = len(request.jobs) > 1
     for index, paths in enumerate(request.jobs):
