@@ -129,9 +129,10 @@ class Job(Generic[R]):
 
     def done(self) -> bool:
         """Whether the job has finished (without waiting)."""
-        if self._job_id is None or self._has_results():
-            return self._job_id is not None
-        self._backend.watcher.refresh()
+        if self._job_id is None:
+            return False  # inside an unfinished batch
+        if not self.finished():
+            self._backend.watcher.refresh()  # at most one query, and only when one is due
         return self.finished()
 
     def wait(self, timeout: float | None = None) -> None:
