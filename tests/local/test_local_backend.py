@@ -1,7 +1,9 @@
 """The local backend: crashes, time limits, cancel, GPUs and ranks, on real processes."""
 
 import ctypes
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -141,3 +143,16 @@ def test_several_nodes_are_refused(executor):
 def test_twenty_jobs_all_return(executor):
     jobs = [executor.submit(pow, i, 2) for i in range(20)]
     assert [job.result(timeout=120) for job in jobs] == [i * i for i in range(20)]
+
+
+def test_cancel_right_after_submit_is_never_lost(executor):
+    # a SIGTERM that lands while the supervisor forks a rank must still end the job
+    jobs = [executor.submit(time.sleep, 600) for _ in range(30)]
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        job.wait(timeout=60)
+        assert job.state == JobState.CANCELLED
+        recorded = json.loads((job.paths.job_dir / "local-status.json").read_text())
+        # each rank died of the SIGTERM itself, not of the SIGKILL sent when one is ignored
+        assert all(status == signal.SIGTERM for status in recorded.get("exit_codes", []))

@@ -86,8 +86,6 @@ def _run_rank(job_dir: Path, rank: int, num_tasks: int) -> int:
         os.close(log)
     os.environ[RANK] = str(rank)
     os.environ[NUM_TASKS] = str(num_tasks)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     prepare_job_process()
     outcome = run_job(job_dir, environment_from(os.environ))
     return 0 if outcome.success else 1
@@ -134,19 +132,28 @@ class Supervisor:
         signal.signal(signal.SIGALRM, lambda *_: self._stop_children("TIMEOUT"))
         sys.stdout.flush()
         sys.stderr.flush()
+        # Signals are blocked around each fork: a SIGTERM that arrives then is delivered after
+        # the child has its default handlers back (so it dies) and after the parent has recorded
+        # the child (so the parent's handler passes it on). Otherwise it could be swallowed.
+        guarded = {signal.SIGTERM, signal.SIGALRM}
         for rank in range(self.num_tasks):
             if self.ending:
                 break
+            signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
+                    for number in guarded:
+                        signal.signal(number, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
                     code = _run_rank(self.job_dir, rank, self.num_tasks)
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()
                     os._exit(code)
             self.children[pid] = rank
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
         if self.timeout:
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
         exits: dict[int, int] = {}
