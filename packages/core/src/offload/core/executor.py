@@ -132,6 +132,17 @@ class Executor:
             job.paths = done.paths
             job._job_id = done.job_id
 
+    def planned_request(self, num_jobs: int = 1) -> LaunchRequest:
+        """The :class:`LaunchRequest` the next submission of ``num_jobs`` jobs would get.
+
+        For dry runs: its group folder has a fresh name and is not created.
+        """
+        if num_jobs < 1:
+            raise ValueError(f"num_jobs must be at least 1, not {num_jobs}")
+        group_dir = self.folder / layout.new_group_name()
+        jobs = [layout.JobPaths(group_dir / str(index)) for index in range(num_jobs)]
+        return LaunchRequest(group_dir, jobs, dict(self._own), self.python)
+
     @property
     def _num_tasks(self) -> int:
         return int(self._own.get("nodes", 1)) * int(self._own.get("tasks_per_node", 1))

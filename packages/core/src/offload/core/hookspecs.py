@@ -94,15 +94,16 @@ def offload_status(backend: str, jobs: Sequence[JobRef]) -> Mapping[str, JobStat
     Called by the status watcher of each process with every job of this backend it still waits
     for, at a pace set by :attr:`BackendSpec.poll_interval`. Answer them all with as few scheduler
     calls as possible, never one call per job. A transient failure of the scheduler (a timeout, an
-    unreachable controller) must not raise: answer ``UNKNOWN`` for the jobs concerned, and the
-    watcher asks again later.
+    unreachable controller) must not raise: leave the jobs concerned out (or answer ``UNKNOWN``);
+    the watcher keeps their last known state and asks again later.
 
     :param backend: the backend name; return ``None`` unless it is one of yours.
     :param jobs: the jobs to report on, each with its id and folder.
     :return: a mapping from job id to :class:`~offload.core.states.JobStatus`, with the
-        normalized state and the scheduler's own word. A job missing from the mapping is taken as
-        ``UNKNOWN``. Return a terminal state only when the job will not run again: a job that
-        is requeued after preemption is ``PREEMPTED`` or ``REQUEUED``, not ``FAILED``.
+        normalized state and the scheduler's own word. A job missing from the mapping, or
+        ``UNKNOWN``, keeps the state it was last seen in. Return a terminal state only when the
+        job will not run again: a job that is requeued after preemption is ``PREEMPTED`` or
+        ``REQUEUED``, not ``FAILED``.
         ``firstresult``.
     """
 

@@ -192,11 +192,12 @@ class Job(Generic[R]):
         advice = _ADVICE.get(status.state)
         if advice:
             message += " " + advice
-        tail, source = self._log_tail(rank)
-        if tail:
-            message += f"\nLast lines of {source}:\n{tail}"
-        else:
+        tails = self._log_tails(rank)
+        for source, text in tails:
+            message += f"\nLast lines of {source}:\n{text}"
+        if not tails:
             message += f" Its logs ({self.paths.stderr(rank)}) are empty or missing."
+        tail = "\n".join(text for _, text in tails)
         return JobError(
             message,
             job_id=self.job_id,
@@ -205,12 +206,19 @@ class Job(Generic[R]):
             log_tail=tail,
         )
 
-    def _log_tail(self, rank: int) -> tuple[str, Path]:
-        for path in (self.paths.stderr(rank), self.paths.stdout(rank)):
-            tail = _tail(path, LOG_TAIL_LINES)
-            if tail.strip():
-                return tail, path
-        return "", self.paths.stderr(rank)
+    def _log_tails(self, rank: int) -> list[tuple[Path, str]]:
+        """The ends of the rank's error output (else its output) and of the launcher's log."""
+        found = []
+        for candidates in (
+            (self.paths.stderr(rank), self.paths.stdout(rank)),
+            (self.paths.launcher_log,),
+        ):
+            for path in candidates:
+                tail = _tail(path, LOG_TAIL_LINES)
+                if tail.strip():
+                    found.append((path, tail))
+                    break
+        return found
 
     # -- actions and files -----------------------------------------------------------------
 

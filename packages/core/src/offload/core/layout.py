@@ -10,6 +10,8 @@
           result.<rank>.pkl           (outcome, value) written by each rank when it ends
           stdout.<rank>.log           what each rank printed
           stderr.<rank>.log
+          launcher.log                the backend's own log of the job, if it keeps one
+                                      (e.g. a batch script's output)
       by-id/<job id>                  symlink to ../<group>/<index>, to re-attach by id
 
 ``<group>`` is ``YYYYmmdd-HHMMSS-`` followed by random hex digits, so folders sort by time.
@@ -54,6 +56,11 @@ class JobPaths:
         return self.job_dir / f"stderr.{rank}.log"
 
     @property
+    def launcher_log(self) -> Path:
+        """The backend's own log of the job (a batch script's output), when it keeps one."""
+        return self.job_dir / "launcher.log"
+
+    @property
     def group_dir(self) -> Path:
         return self.job_dir.parent
 
@@ -69,13 +76,17 @@ def make_private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
+def new_group_name() -> str:
+    """A fresh group folder name: ``YYYYmmdd-HHMMSS-`` and random hex digits."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+
+
 def create_group(folder: Path, num_jobs: int, metadata: dict[str, Any]) -> list[JobPaths]:
     """Create a new group folder holding ``num_jobs`` empty job folders."""
     if not folder.exists():
         make_private_dir(folder)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     while True:
-        group_dir = folder / f"{stamp}-{os.urandom(3).hex()}"
+        group_dir = folder / new_group_name()
         try:
             group_dir.mkdir(mode=0o700)
             break

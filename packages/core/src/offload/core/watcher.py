@@ -97,7 +97,10 @@ class StatusWatcher:
             changed = False
             for ref in pending:
                 new = answer.get(ref.job_id, UNKNOWN)
-                if new != self._statuses.get(ref.job_id):
+                known = self._statuses.get(ref.job_id)
+                if new.state is JobState.UNKNOWN and known is not None:
+                    continue  # "cannot say now" does not erase what was known
+                if new != known:
                     changed = True
                     self._statuses[ref.job_id] = new
                     logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
