@@ -1,0 +1,130 @@
+"""The batch script of a submission, rendered from the ``slurm/batch.sh.j2`` template.
+
+The template is found through the core template search path (see :mod:`offload.core.templates`):
+``slurm_template_dir``, ``$OFFLOAD_TEMPLATE_PATH``, the user's and the site's folders, then this
+package's default, which stays reachable as ``default/slurm/batch.sh.j2`` for ``{% extends %}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from offload.core import LaunchRequest, SubmissionError
+from offload.core.templates import search_path, template_environment
+
+from .options import option_lines, sbatch_options
+
+TEMPLATE = "slurm/batch.sh.j2"
+
+
+@dataclass(frozen=True)
+class ArrayChunk:
+    """One ``sbatch --array`` call: jobs ``offset .. offset + size - 1`` of the request."""
+
+    offset: int
+    size: int
+    parallelism: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """The ``--array`` value: ``"0-199%16"``."""
+        limit = f"%{self.parallelism}" if self.parallelism else ""
+        return f"0-{self.size - 1}{limit}"
+
+
+@dataclass(frozen=True)
+class BatchScript:
+    """A rendered batch script, and where it goes."""
+
+    text: str
+    path: Path
+    template: str
+    """The file the template was loaded from."""
+    chunk: ArrayChunk | None
+
+
+def plan_chunks(num_jobs: int, max_array_size: int, parallelism: int | None) -> list[ArrayChunk]:
+    """Split ``num_jobs`` array elements into arrays whose indices stay below ``max_array_size``.
+
+    A single job is one chunk of size 1 that is not submitted as an array.
+    """
+    size = max(1, max_array_size)
+    return [
+        ArrayChunk(offset, min(size, num_jobs - offset), parallelism)
+        for offset in range(0, num_jobs, size)
+    ]
+
+
+def _template_source(parameters: Mapping[str, Any]) -> tuple[list[str], str]:
+    """Extra template folders and the template name, from ``slurm_template(_dir)``."""
+    folders = parameters.get("slurm_template_dir", [])
+    folders = [folders] if isinstance(folders, str) else list(folders)
+    name = parameters.get("slurm_template", TEMPLATE)
+    if os.path.isfile(os.path.expanduser(name)):  # a file given by its path
+        path = Path(name).expanduser().absolute()
+        return [str(path.parent), *folders], path.name
+    return folders, name
+
+
+def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
+    """The variables a batch-script template sees (documented in docs/templates.md)."""
+    parameters = request.parameters
+    options = sbatch_options(parameters)
+    if chunk is None:
+        options["output"] = str(request.group_dir / "0" / "launcher.log")
+    else:
+        options["array"] = chunk.spec
+        log = "%a/launcher.log" if chunk.offset == 0 else f"launcher.{chunk.offset}+%a.log"
+        options["output"] = str(request.group_dir / log)
+    options["open-mode"] = "append"
+    use_srun = bool(parameters.get("slurm_use_srun", True))
+    if not use_srun and request.num_tasks > 1:
+        raise SubmissionError(
+            f"slurm_use_srun=False runs one task, but nodes * tasks_per_node = "
+            f"{request.num_tasks}: use srun (the default) for several ranks."
+        )
+    return {
+        "sbatch_options": option_lines(options),
+        "options": options,
+        "parameters": dict(parameters),
+        "group_dir": str(request.group_dir),
+        "array": chunk,
+        "num_jobs": len(request.jobs),
+        "num_tasks": request.num_tasks,
+        "env_vars": dict(request.env_vars),
+        "setup": list(parameters.get("slurm_setup", [])),
+        "use_srun": use_srun,
+        "srun_args": list(parameters.get("slurm_srun_args", [])),
+        "python": request.python,
+    }
+
+
+def render(request: LaunchRequest, chunk: ArrayChunk | None) -> BatchScript:
+    """Render the batch script of ``chunk`` of ``request`` (``None``: a single job)."""
+    folders, name = _template_source(request.parameters)
+    environment = template_environment("offload.slurm", folders)
+    try:
+        template = environment.get_template(name)
+        text = template.render(context(request, chunk))
+    except jinja2.TemplateNotFound as error:
+        searched = ", ".join(str(path) for path in search_path(folders))
+        raise SubmissionError(
+            f"batch-script template {error.name!r} not found in {searched} "
+            f"(nor in the offload.slurm package)"
+        ) from None
+    except jinja2.TemplateSyntaxError as error:
+        raise SubmissionError(
+            f"batch-script template {error.filename or name}, line {error.lineno}: {error.message}"
+        ) from None
+    except jinja2.TemplateError as error:
+        raise SubmissionError(f"batch-script template {name!r} failed to render: {error}") from None
+    suffix = "" if chunk is None or chunk.offset == 0 else f".{chunk.offset}"
+    return BatchScript(
+        text, request.group_dir / f"slurm-batch{suffix}.sh", template.filename or name, chunk
+    )

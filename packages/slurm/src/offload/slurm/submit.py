@@ -1,0 +1,90 @@
+"""Submitting: one ``sbatch`` call per job or per array (split when over ``MaxArraySize``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from offload.core import JobRef, LaunchRequest, SubmissionError
+
+from . import cluster, commands
+from .commands import SlurmCommandError
+from .script import BatchScript, plan_chunks, render
+
+logger = logging.getLogger("offload.slurm.submit")
+
+
+def scripts_for(request: LaunchRequest) -> list[BatchScript]:
+    """The batch scripts that submitting ``request`` takes: one, or one per array chunk."""
+    if len(request.jobs) == 1:
+        return [render(request, None)]
+    parallelism = request.parameters.get("slurm_array_parallelism")
+    chunks = plan_chunks(len(request.jobs), cluster.max_array_size(), parallelism)
+    return [render(request, chunk) for chunk in chunks]
+
+
+def write_script(script: BatchScript) -> None:
+    """Write the script next to the jobs, private to its owner, atomically."""
+    temporary = script.path.with_name(f".{script.path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(script.text)
+    os.replace(temporary, script.path)
+
+
+def parse_job_id(output: str) -> str:
+    """The id in ``sbatch --parsable`` output (``"123"`` or ``"123;cluster"``)."""
+    job_id = output.strip().split(";", 1)[0]
+    if not job_id.isdigit():
+        raise SubmissionError(f"sbatch answered {output.strip()!r} instead of a job id")
+    return job_id
+
+
+def submit(request: LaunchRequest) -> list[str]:
+    """Submit every job of ``request``; return their ids (``"123"``, or ``"123_0"``...)."""
+    ids: list[str] = []
+    submitted: list[str] = []
+    try:
+        for script in scripts_for(request):
+            write_script(script)
+            try:
+                output = commands.run_with_retries(
+                    ["sbatch", "--parsable", str(script.path)], retry_timeouts=False
+                )
+            except SlurmCommandError as error:
+                raise SubmissionError(
+                    f"sbatch refused the job: {error.message or error} "
+                    f"(batch script: {script.path})"
+                ) from None
+            job_id = parse_job_id(output)
+            submitted.append(job_id)
+            if script.chunk is None:
+                ids.append(job_id)
+            else:
+                ids.extend(f"{job_id}_{index}" for index in range(script.chunk.size))
+    except BaseException:
+        if submitted:  # a later chunk failed: do not leave half an array running
+            logger.warning("cancelling the part already submitted: %s", ", ".join(submitted))
+            cancel_ids(submitted)
+        raise
+    logger.debug("sbatch took %s for %d job(s)", ",".join(submitted), len(ids))
+    return ids
+
+
+def cancel_ids(ids: Sequence[str]) -> None:
+    """``scancel`` the ids (jobs, array elements or whole arrays), many per call."""
+    for start in range(0, len(ids), 1000):
+        chunk = list(ids[start : start + 1000])
+        try:
+            commands.run_with_retries(["scancel", *chunk])
+        except SlurmCommandError as error:
+            # Ids that already ended make scancel complain; that is not a failure to cancel.
+            if "already completing or completed" not in error.message and (
+                "invalid job id" not in error.message.lower()
+            ):
+                raise
+
+
+def cancel(jobs: Sequence[JobRef]) -> None:
+    cancel_ids([job.job_id for job in jobs])
