@@ -67,6 +67,8 @@ def run(args: Sequence[str], *, timeout: float | None = None) -> str:
         raise SlurmCommandError(
             args, f"{args[0]} is not on PATH: is this a Slurm login node?", 127
         ) from None
+    except OSError as error:  # on PATH but not runnable: not executable, bad interpreter...
+        raise SlurmCommandError(args, f"{args[0]} could not be started: {error}", 126) from None
     except subprocess.TimeoutExpired:
         raise SlurmCommandError(args, f"no answer within {limit:g} s") from None
     logger.debug(

@@ -20,16 +20,18 @@ RESERVED_OPTIONS = frozenset({"array", "output", "error", "open-mode", "parsable
 def sbatch_word(value: str) -> str:
     """``value`` as one word of an ``#SBATCH`` line, quoted if it must be.
 
-    sbatch splits ``#SBATCH`` lines like a shell but without escapes: a value is quoted with
-    double quotes, or single quotes when it contains double quotes; one with both is refused.
+    sbatch splits ``#SBATCH`` lines like a shell, and a backslash escapes the next character even
+    inside quotes: a value is quoted with double quotes, or single quotes when it contains double
+    quotes (one with both is refused), and its backslashes are doubled.
     """
     single_line(value)
     if _SAFE_WORD.match(value):
         return value
+    escaped = value.replace("\\", "\\\\")
     if '"' not in value:
-        return f'"{value}"'
+        return f'"{escaped}"'
     if "'" not in value:
-        return f"'{value}'"
+        return f"'{escaped}'"
     raise ValueError("cannot hold both single and double quotes (sbatch could not read it)")
 
 
@@ -124,7 +126,8 @@ PARAMETERS: tuple[Parameter, ...] = (
 
 def format_time(minutes: float) -> str:
     """``--time`` value for a limit in minutes: ``"M:SS"`` (rounded up to whole seconds)."""
-    seconds = max(1, math.ceil(minutes * 60))
+    # round() first: 4.15 min is 249 s, but 4.15 * 60 gives 249.00000000000003 in floating point
+    seconds = max(1, math.ceil(round(minutes * 60, 6)))
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 

@@ -35,7 +35,7 @@ _STATES = {
 def normalize(native: str) -> JobState:
     """The state for Slurm's word: ``"CANCELLED by 1000"`` → ``CANCELLED``, ``"OUT_OF_ME+"`` →
     ``OUT_OF_MEMORY`` (sacct truncates), anything unknown → ``UNKNOWN``."""
-    word = native.split(" ", 1)[0].strip().upper()
+    word = native.strip().split(" ", 1)[0].upper()
     if word.endswith("+"):
         stem = word[:-1]
         matches = {state for name, state in _STATES.items() if name.startswith(stem)}
