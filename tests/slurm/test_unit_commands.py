@@ -232,11 +232,13 @@ def test_a_missing_command_is_not_retried(fake_bin, sleeps):
     assert sleeps == []
 
 
-def test_a_timeout_is_not_retried_when_asked_not_to(fake_bin, sleeps, monkeypatch):
+def test_a_timeout_is_not_retried_for_a_command_that_is_not_idempotent(
+    fake_bin, sleeps, monkeypatch
+):
     monkeypatch.setenv("OFFLOAD_SLURM_COMMAND_TIMEOUT", "0.3")
     fake_bin.add("sbatch", "time.sleep(30)")
     with pytest.raises(SlurmCommandError) as raised:
-        run_with_retries(["sbatch", "--parsable", "job.sh"], retry_timeouts=False)
+        run_with_retries(["sbatch", "--parsable", "job.sh"], idempotent=False)
     assert raised.value.returncode is None
     assert len(fake_bin.calls("sbatch")) == 1
     assert sleeps == []
@@ -250,7 +252,7 @@ def test_a_timeout_is_retried_by_default(fake_bin, sleeps, monkeypatch):
     assert sleeps == [1.0]
 
 
-def test_transient_failure_with_retry_timeouts_false_is_still_retried(fake_bin, sleeps):
+def test_an_unreachable_controller_is_retried_even_for_sbatch(fake_bin, sleeps):
     fake_bin.add(
         "sbatch",
         "if call == 0:\n"
@@ -259,8 +261,21 @@ def test_transient_failure_with_retry_timeouts_false_is_still_retried(fake_bin, 
         "    sys.exit(1)\n"
         "print('77')",
     )
-    assert run_with_retries(["sbatch", "job.sh"], retry_timeouts=False) == "77\n"
+    assert run_with_retries(["sbatch", "job.sh"], idempotent=False) == "77\n"
     assert sleeps == [1.0]
+
+
+def test_a_socket_timeout_is_not_retried_for_sbatch(fake_bin, sleeps):
+    """The controller may have queued the job before the answer was lost: no second job."""
+    fake_bin.add(
+        "sbatch",
+        "print('sbatch: error: Socket timed out on send/recv operation', file=sys.stderr)\n"
+        "sys.exit(1)",
+    )
+    with pytest.raises(SlurmCommandError, match="Socket timed out"):
+        run_with_retries(["sbatch", "job.sh"], idempotent=False)
+    assert len(fake_bin.calls("sbatch")) == 1
+    assert sleeps == []
 
 
 # --- through the fake commands: cluster facts and job states --------------------------------

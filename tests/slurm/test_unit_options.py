@@ -6,6 +6,7 @@ import pytest
 
 from offload.core import ParameterError
 from offload.core.parameters import validate_parameters
+from offload.slurm import options
 from offload.slurm.options import (
     PARAMETERS,
     RESERVED_OPTIONS,
@@ -148,9 +149,9 @@ def test_bad_values_are_refused(values, message):
 
 @pytest.mark.parametrize("name", sorted(RESERVED_OPTIONS))
 def test_additional_parameters_refuse_reserved_options(name):
-    with pytest.raises(ParameterError, match=f"--{name} is set by offload itself"):
+    with pytest.raises(ParameterError, match=f"--{name} is .*offload sets itself"):
         validate(slurm_additional_parameters={name: "x"})
-    with pytest.raises(ParameterError, match=f"--{name} is set by offload itself"):
+    with pytest.raises(ParameterError, match=f"--{name} is .*offload sets itself"):
         validate(slurm_additional_parameters={name.replace("-", "_"): True})
 
 
@@ -396,3 +397,14 @@ def test_additional_parameters_come_last_and_win():
     assert "nodes" not in options
     assert "requeue" not in options
     assert list(options)[-3:] == ["mem-per-cpu", "hold", "nice"]
+
+
+@pytest.mark.parametrize("name", ["out", "outp", "arr", "wr", "err", "open", "open_mode", "pars"])
+def test_abbreviations_of_reserved_options_are_refused(name):
+    """sbatch accepts unambiguous prefixes of long options, so these would reach --output..."""
+    with pytest.raises(ValueError, match="offload sets itself"):
+        options._additional({name: "x"})
+
+
+def test_options_that_only_share_a_letter_with_reserved_ones_pass():
+    options._additional({"exclude": "node1", "export": "ALL", "partition": "debug"})

@@ -372,3 +372,11 @@ def test_scripts_for_a_single_job_is_no_array(tmp_path, monkeypatch):
     (script,) = scripts_for(make_request(tmp_path))
     assert script.chunk is None
     assert not any(line.startswith("--array") for line in sbatch_lines(script.text))
+
+
+def test_a_folder_with_a_percent_sign_is_refused(tmp_path):
+    """Slurm would expand %j, %a... inside the log paths and lose the logs."""
+    group_dir = tmp_path / "100%" / "20240101-000000-abcdef"
+    request = LaunchRequest(group_dir, [JobPaths(group_dir / "0")], {}, sys.executable)
+    with pytest.raises(SubmissionError, match="contains '%'"):
+        render(request, None)

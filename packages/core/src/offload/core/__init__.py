@@ -31,6 +31,7 @@ _LOCATIONS = {
     "Executor": "executor",
     "hookimpl": "hookspecs",
     "Job": "job",
+    "cancel_jobs": "job",
     "JobPaths": "layout",
     "GENERIC_PARAMETERS": "parameters",
     "Parameter": "parameters",
@@ -63,6 +64,7 @@ __all__ = [
     "SubmissionError",
     "UnsafeFileError",
     "__version__",
+    "cancel_jobs",
     "get_plugin_manager",
     "hookimpl",
 ]
@@ -97,7 +99,7 @@ if TYPE_CHECKING:
     )
     from .executor import Executor
     from .hookspecs import hookimpl
-    from .job import Job
+    from .job import Job, cancel_jobs
     from .layout import JobPaths
     from .parameters import GENERIC_PARAMETERS, Parameter
     from .plugins import get_plugin_manager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -239,6 +240,17 @@ class Job(Generic[R]):
         """The pickled function call this job runs."""
         loaded: DelayedSubmission[R] = serialization.load(self.paths.submission)
         return loaded
+
+
+def cancel_jobs(jobs: Iterable[Job[Any]]) -> None:
+    """Cancel many jobs (a whole array, say) with one backend call per backend."""
+    by_backend: dict[str, tuple[Backend, list[JobRef]]] = {}
+    for job in jobs:
+        backend, refs = by_backend.setdefault(job.backend, (job._backend, []))
+        refs.append(job.ref)
+    for backend, refs in by_backend.values():
+        backend.cancel(refs)
+        backend.watcher.expect_change()
 
 
 def _read_text(path: Path) -> str | None:

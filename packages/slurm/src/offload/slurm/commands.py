@@ -30,6 +30,13 @@ _TRANSIENT = (
 )
 """Words in Slurm's messages that mean 'try again later', not 'this request is wrong'."""
 
+_NOT_RECEIVED = (
+    "temporarily unable to accept",
+    "unable to contact slurm controller",
+    "connection refused",
+)
+"""Of those, the ones that mean the controller never took the request."""
+
 
 class SlurmCommandError(OffloadError):
     """A Slurm command failed, timed out or could not be started."""
@@ -40,6 +47,13 @@ class SlurmCommandError(OffloadError):
         self.returncode = returncode
         how = "timed out" if returncode is None else f"failed (exit {returncode})"
         super().__init__(f"{' '.join(self.command[:1])} {how}: {self.message or 'no message'}")
+
+    @property
+    def not_received(self) -> bool:
+        """Whether the controller surely did not take the request (it could not be reached or
+        said it was busy), so that sending it again cannot duplicate it."""
+        text = self.message.lower()
+        return any(word in text for word in _NOT_RECEIVED)
 
     @property
     def transient(self) -> bool:
@@ -87,20 +101,21 @@ def run_with_retries(
     *,
     attempts: int = 4,
     first_delay: float = 1.0,
-    retry_timeouts: bool = True,
+    idempotent: bool = True,
 ) -> str:
     """:func:`run`, tried again with growing delays while the failure is transient.
 
-    With ``retry_timeouts=False`` a command that timed out is not run again: for ``sbatch``, the
-    controller may have taken the job before the answer was lost.
+    A command that is not ``idempotent`` (``sbatch``) is tried again only when the controller
+    surely did not take it (unreachable, or busy and saying so): after a timeout it may have
+    queued the job before the answer was lost, and a second call would queue it twice.
     """
     delay = first_delay
     for attempt in range(1, attempts + 1):
         try:
             return run(args)
         except SlurmCommandError as error:
-            timed_out = error.returncode is None
-            if not error.transient or attempt == attempts or (timed_out and not retry_timeouts):
+            retry = error.transient if idempotent else error.not_received
+            if not retry or attempt == attempts:
                 raise
             logger.warning(
                 "%s failed (%s); attempt %d of %d in %.0f s",

@@ -59,8 +59,13 @@ def _additional(value: Mapping[Any, Any]) -> None:
         if not isinstance(name, str) or not _OPTION_NAME.match(name):
             raise ValueError(f"{name!r} is not an sbatch option name (like 'mem_per_cpu')")
         option = name.replace("_", "-")
-        if option in RESERVED_OPTIONS:
-            raise ValueError(f"--{option} is set by offload itself and cannot be given")
+        # sbatch also takes any unambiguous prefix of a long option (--out for --output).
+        taken = sorted(r for r in RESERVED_OPTIONS if r.startswith(option))
+        if taken:
+            raise ValueError(
+                f"--{option} is (short for) --{taken[0]}, which offload sets itself "
+                f"and cannot be given"
+            )
         if item is None or isinstance(item, bool):
             continue
         if not isinstance(item, (str, int, float)):

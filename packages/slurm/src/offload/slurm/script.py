@@ -75,6 +75,11 @@ def _template_source(parameters: Mapping[str, Any]) -> tuple[list[str], str]:
 def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
     """The variables a batch-script template sees (documented in docs/templates.md)."""
     parameters = request.parameters
+    if "%" in str(request.group_dir):
+        raise SubmissionError(
+            f"the job folder {request.group_dir} contains '%', which Slurm reads as a file name "
+            f"pattern in log paths: choose a folder without '%'"
+        )
     options = sbatch_options(parameters)
     if chunk is None:
         options["output"] = str(request.group_dir / "0" / "launcher.log")

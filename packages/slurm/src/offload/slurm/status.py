@@ -95,6 +95,7 @@ class StatusReader:
     def __init__(self) -> None:
         self._accounting: bool | None = None  # None: not known yet, sacct is tried
         self._lock = threading.Lock()
+        self._seen_started: set[str] = set()  # ids squeue showed past PENDING
         self.calls = 0
         """Scheduler calls made (sacct and squeue), for tests and benchmarks."""
 
@@ -106,21 +107,59 @@ class StatusReader:
         """The status of each job in ``refs`` that Slurm could tell; never raises for a
         scheduler failure (the jobs are left out, and asked about at the next poll)."""
         wanted = [ref.job_id for ref in refs]
-        answer: dict[str, JobStatus] = {}
-        if self.uses_sacct:
-            answer = self._from_sacct(wanted)
-        missing = [job_id for job_id in wanted if job_id not in answer]
-        preempted = [j for j in wanted if answer.get(j, _NONE).state is JobState.PREEMPTED]
-        if missing or preempted:
-            queued = self._from_squeue(refs)
-            for job_id in missing:
-                if job_id in queued:
-                    answer[job_id] = queued[job_id]
-            for job_id in preempted:
-                answer[job_id] = _after_preemption(queued.get(job_id), queued is _FAILED)
-        return {job_id: answer[job_id] for job_id in wanted if job_id in answer}
+        listed_by_sacct, sacct_answered = (
+            self._from_sacct(wanted) if self.uses_sacct else ({}, True)
+        )
+        answer = {job_id: listed_by_sacct[job_id] for job_id in wanted if job_id in listed_by_sacct}
+        missing = [ref for ref in refs if ref.job_id not in answer]
+        preempted = [j for j in answer if answer[j].state is JobState.PREEMPTED]
+        if not missing and not preempted:
+            return answer
+        queued = self._from_squeue()
+        if queued is not None:
+            self._seen_started.update(
+                job_id
+                for job_id in wanted
+                if job_id in queued and queued[job_id].state is not JobState.PENDING
+            )
+            # When sacct failed for a moment, a job squeue forgot may have ended in any state:
+            # wait for sacct rather than guess.
+            judge = sacct_answered or not self.uses_sacct
+            known = {**listed_by_sacct, **queued}
+            for ref in missing:
+                listed = queued.get(ref.job_id)
+                if listed is not None:
+                    answer[ref.job_id] = listed
+                elif judge:
+                    answer[ref.job_id] = self._vanished(ref, known)
+        for job_id in preempted:
+            answer[job_id] = _after_preemption(job_id, queued)
+        return answer
 
-    def _from_sacct(self, wanted: Sequence[str]) -> dict[str, JobStatus]:
+    def _vanished(self, ref: JobRef, known: dict[str, JobStatus]) -> JobStatus:
+        """A job that neither sacct nor squeue lists, judged by its files and its array.
+
+        After ``sbatch`` returns, a live job is always listed by squeue. It stops being listed
+        ``MinJobAge`` after it ended, and at once when it was an array element cancelled before
+        it started (sacct does not list those either).
+        """
+        if ref.paths.result(0).exists():
+            return JobStatus(JobState.COMPLETED, "ENDED", "no longer listed by Slurm")
+        base = array_id(ref.job_id)
+        if base != ref.job_id and ref.job_id not in self._seen_started:
+            whole = known.get(base)
+            if whole is not None and whole.state.is_terminal:
+                return whole  # the whole array ended (cancelled) before this element started
+            if any(job_id.startswith(base + "_") for job_id in known):
+                return JobStatus(
+                    JobState.CANCELLED, "REMOVED", "removed from its array before it started"
+                )
+        return JobStatus(
+            JobState.FAILED, "ENDED", "no longer listed by Slurm, and no result was written"
+        )
+
+    def _from_sacct(self, wanted: Sequence[str]) -> tuple[dict[str, JobStatus], bool]:
+        """sacct's rows for the arrays and jobs of ``wanted``, and whether every call worked."""
         ids = sorted({array_id(job_id) for job_id in wanted})
         found: dict[str, JobStatus] = {}
         for chunk in _chunks(ids):
@@ -134,52 +173,33 @@ class StatusReader:
                         if self._accounting is not False:
                             logger.info("Slurm accounting is disabled: job states come from squeue")
                         self._accounting = False
-                else:
-                    logger.warning("sacct failed, asking squeue instead: %s", error)
-                return found
+                    return {}, True
+                logger.warning("sacct failed, asking squeue instead: %s", error)
+                return found, False
             with self._lock:
                 self._accounting = True
             found.update(parse_sacct(output))
-        return found
+        return found, True
 
-    def _from_squeue(self, refs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        """squeue's answer for ``refs``: jobs it no longer lists are decided by their files.
-
-        Returns the shared :data:`_FAILED` mapping when squeue could not be asked at all.
-        """
+    def _from_squeue(self) -> dict[str, JobStatus] | None:
+        """What squeue lists of this user's jobs (those that ended within ``MinJobAge`` too),
+        or ``None`` when it could not be asked."""
         args = ["squeue", "--array", "--noheader", "--states=all", "--format=%i|%T|%r"]
         try:
             self.calls += 1
-            listed = parse_squeue(commands.run([*args, f"--user={os.getuid()}"]))
+            return parse_squeue(commands.run([*args, f"--user={os.getuid()}"]))
         except SlurmCommandError as error:
             logger.warning("squeue failed, will ask again: %s", error)
-            return _FAILED
-        for ref in refs:
-            if ref.job_id not in listed and self._accounting is False:
-                listed[ref.job_id] = _gone(ref)
-        return listed
+            return None
 
 
-_NONE = JobStatus(JobState.UNKNOWN)
-_FAILED: dict[str, JobStatus] = {}
-
-
-def _gone(ref: JobRef) -> JobStatus:
-    """A job squeue no longer lists (it ended more than MinJobAge ago), judged by its files."""
-    has_results = ref.paths.result(0).exists()
-    if has_results:
-        return JobStatus(JobState.COMPLETED, "ENDED", "no longer listed by squeue")
-    return JobStatus(
-        JobState.FAILED, "ENDED", "no longer listed by squeue, and no result was written"
-    )
-
-
-def _after_preemption(queued: JobStatus | None, squeue_failed: bool) -> JobStatus:
-    """A job sacct calls PREEMPTED: requeued if squeue still lists it, else over."""
+def _after_preemption(job_id: str, queued: dict[str, JobStatus] | None) -> JobStatus:
+    """A job sacct calls PREEMPTED: requeued if squeue still lists it as waiting, else over."""
     if queued is None:
-        if squeue_failed:
-            return JobStatus(JobState.PREEMPTED, "PREEMPTED")
+        return JobStatus(JobState.PREEMPTED, "PREEMPTED")
+    now = queued.get(job_id)
+    if now is None or now.state.is_terminal:
         return JobStatus(JobState.CANCELLED, "PREEMPTED", "preempted and not requeued")
-    if queued.state is JobState.PENDING:
-        return JobStatus(JobState.REQUEUED, queued.native, queued.reason or "requeued")
-    return queued
+    if now.state is JobState.PENDING:
+        return JobStatus(JobState.REQUEUED, now.native, now.reason or "requeued")
+    return now

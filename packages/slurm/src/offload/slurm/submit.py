@@ -50,7 +50,7 @@ def submit(request: LaunchRequest) -> list[str]:
             write_script(script)
             try:
                 output = commands.run_with_retries(
-                    ["sbatch", "--parsable", str(script.path)], retry_timeouts=False
+                    ["sbatch", "--parsable", str(script.path)], idempotent=False
                 )
             except SlurmCommandError as error:
                 raise SubmissionError(
@@ -66,7 +66,10 @@ def submit(request: LaunchRequest) -> list[str]:
     except BaseException:
         if submitted:  # a later chunk failed: do not leave half an array running
             logger.warning("cancelling the part already submitted: %s", ", ".join(submitted))
-            cancel_ids(submitted)
+            try:
+                cancel_ids(submitted)
+            except Exception as error:  # keep the submission error; say what is left over
+                logger.error("could not cancel %s (%s): cancel them with scancel", submitted, error)
         raise
     logger.debug("sbatch took %s for %d job(s)", ",".join(submitted), len(ids))
     return ids
