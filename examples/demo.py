@@ -2,18 +2,20 @@
 
     python examples/demo.py [FOLDER]      (or: nox -s demo)
 
-AutoExecutor picks the best backend installed here: Slurm on a cluster, else the local machine.
+AutoExecutor picks the best backend installed here: Slurm on a cluster, else the local machine
+(also when Slurm's commands are installed but no controller answers).
 Job files and logs go to FOLDER (default: ./offload_logs). Exits 1 if any result is wrong.
 """
 
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import time
 from typing import Any
 
-from offload.auto import AutoExecutor
+from offload.auto import AutoExecutor, choose_backend
 from offload.core import JobEnvironment
 
 failures: list[str] = []
@@ -48,9 +50,24 @@ def where_am_i() -> str:
     )
 
 
+def backend_here() -> str | None:
+    """None (AutoExecutor's own choice), or "local" when Slurm's commands are installed but no
+    controller answers (a stopped test cluster, a laptop with the Slurm client)."""
+    if choose_backend() != "slurm":
+        return None
+    try:
+        answered = subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        answered = None
+    if answered is not None and answered.returncode == 0:
+        return None
+    print("Slurm's commands are here, but no Slurm controller answers: using the local machine.")
+    return "local"
+
+
 def main() -> int:
     folder = sys.argv[1] if len(sys.argv) > 1 else "offload_logs"
-    executor = AutoExecutor(folder=folder, timeout_min=5)
+    executor = AutoExecutor(folder=folder, cluster=backend_here(), timeout_min=5)
     print(f"offload demo: backend {executor.cluster!r}, job files in {executor.folder}\n")
 
     print("1. One job: executor.submit(math.factorial, 20)")
