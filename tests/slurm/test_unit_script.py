@@ -380,3 +380,18 @@ def test_a_folder_with_a_percent_sign_is_refused(tmp_path):
     request = LaunchRequest(group_dir, [JobPaths(group_dir / "0")], {}, sys.executable)
     with pytest.raises(SubmissionError, match="contains '%'"):
         render(request, None)
+
+
+def test_a_template_extending_itself_says_so(tmp_path):
+    folder = tmp_path / "templates" / "slurm"
+    folder.mkdir(parents=True)
+    (folder / "batch.sh.j2").write_text('{% extends "slurm/batch.sh.j2" %}\n')
+    request = make_request(tmp_path, slurm_template_dir=str(tmp_path / "templates"))
+    with pytest.raises(SubmissionError, match=r"extends or includes itself.*'default/slurm"):
+        render(request, None)
+
+
+def test_a_job_name_sbatch_could_not_read_is_refused_at_submit(tmp_path):
+    request = make_request(tmp_path, name="""both ' and " quotes""")
+    with pytest.raises(SubmissionError, match=r"job-name.*both single and double quotes"):
+        render(request, None)

@@ -94,8 +94,12 @@ def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
             f"slurm_use_srun=False runs one task, but nodes * tasks_per_node = "
             f"{request.num_tasks}: use srun (the default) for several ranks."
         )
+    try:
+        lines = option_lines(options)
+    except ValueError as error:  # a generic value (a name) sbatch could not read back
+        raise SubmissionError(f"cannot write the sbatch options {options}: {error}") from None
     return {
-        "sbatch_options": option_lines(options),
+        "sbatch_options": lines,
         "options": options,
         "parameters": dict(parameters),
         "group_dir": str(request.group_dir),
@@ -114,9 +118,10 @@ def render(request: LaunchRequest, chunk: ArrayChunk | None) -> BatchScript:
     """Render the batch script of ``chunk`` of ``request`` (``None``: a single job)."""
     folders, name = _template_source(request.parameters)
     environment = template_environment("offload.slurm", folders)
+    variables = context(request, chunk)
     try:
         template = environment.get_template(name)
-        text = template.render(context(request, chunk))
+        text = template.render(variables)
     except jinja2.TemplateNotFound as error:
         searched = ", ".join(str(path) for path in search_path(folders))
         raise SubmissionError(
@@ -125,10 +130,16 @@ def render(request: LaunchRequest, chunk: ArrayChunk | None) -> BatchScript:
         ) from None
     except jinja2.TemplateSyntaxError as error:
         raise SubmissionError(
-            f"batch-script template {error.filename or name}, line {error.lineno}: {error.message}"
+            f"batch-script template {error.filename or error.name or name}, "
+            f"line {error.lineno}: {error.message}"
         ) from None
     except jinja2.TemplateError as error:
         raise SubmissionError(f"batch-script template {name!r} failed to render: {error}") from None
+    except RecursionError:
+        raise SubmissionError(
+            f"batch-script template {name!r} extends or includes itself: to build on the "
+            f"package's template, extend 'default/{TEMPLATE}'"
+        ) from None
     suffix = "" if chunk is None or chunk.offset == 0 else f".{chunk.offset}"
     return BatchScript(
         text, request.group_dir / f"slurm-batch{suffix}.sh", template.filename or name, chunk

@@ -53,6 +53,12 @@ def submit(request: LaunchRequest) -> list[str]:
                     ["sbatch", "--parsable", str(script.path)], idempotent=False
                 )
             except SlurmCommandError as error:
+                if error.returncode is None:
+                    raise SubmissionError(
+                        f"sbatch gave no answer ({error.message}); the controller may have "
+                        f"queued the job all the same: look for it with squeue and scancel it "
+                        f"(batch script: {script.path})"
+                    ) from None
                 raise SubmissionError(
                     f"sbatch refused the job: {error.message or error} "
                     f"(batch script: {script.path})"
