@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -16,62 +12,6 @@ from offload.slurm.commands import SlurmCommandError, command_timeout, run, run_
 from offload.slurm.status import StatusReader
 
 SOCKET_TIMEOUT = "sbatch: error: Socket timed out on send/recv operation"
-
-
-class FakeBin:
-    """Fake commands in a folder that is the whole of PATH: each records its arguments.
-
-    A fake runs the Python code it is given, with ``args`` (its arguments) and ``call`` (how
-    many times it ran before) defined.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def add(self, name: str, body: str) -> Path:
-        log = self.folder / f"{name}.calls"
-        script = self.folder / name
-        script.write_text(
-            f"#!{sys.executable} -IS\n"
-            "import json, sys, time\n"
-            "args = sys.argv[1:]\n"
-            f"log = {str(log)!r}\n"
-            "try:\n"
-            "    with open(log) as f:\n"
-            "        call = len(f.readlines())\n"
-            "except FileNotFoundError:\n"
-            "    call = 0\n"
-            "with open(log, 'a') as f:\n"
-            "    f.write(json.dumps(args) + '\\n')\n"
-            f"{body}\n"
-        )
-        script.chmod(0o755)
-        return script
-
-    def calls(self, name: str) -> list[list[str]]:
-        log = self.folder / f"{name}.calls"
-        if not log.exists():
-            return []
-        return [json.loads(line) for line in log.read_text().splitlines()]
-
-
-@pytest.fixture
-def fake_bin(tmp_path, monkeypatch):
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))  # nothing else: the real Slurm cannot be reached
-    monkeypatch.delenv("OFFLOAD_SLURM_COMMAND_TIMEOUT", raising=False)
-    return FakeBin(folder)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """The delays run_with_retries waited, without waiting."""
-    waited: list[float] = []
-    monkeypatch.setattr(
-        commands, "time", SimpleNamespace(sleep=waited.append, perf_counter=time.perf_counter)
-    )
-    return waited
 
 
 # --- run -------------------------------------------------------------------------------------

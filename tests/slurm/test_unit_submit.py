@@ -6,82 +6,20 @@ attribute: the fake job ids of these tests never reach a clean-up that asks a re
 
 from __future__ import annotations
 
-import json
 import stat
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from offload.core import JobPaths, JobRef, LaunchRequest, SubmissionError
-from offload.slurm import cluster, commands
 from offload.slurm.commands import SlurmCommandError
 from offload.slurm.submit import cancel, cancel_ids, parse_job_id
 from offload.slurm.submit import submit as submit_jobs
 
 
-class FakeBin:
-    """Fake commands in a folder that is the whole of PATH: each records its arguments.
-
-    A fake runs the Python code it is given, with ``args`` (its arguments) and ``call`` (how
-    many times it ran before) defined.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def add(self, name: str, body: str) -> Path:
-        log = self.folder / f"{name}.calls"
-        script = self.folder / name
-        script.write_text(
-            f"#!{sys.executable} -IS\n"
-            "import json, sys\n"
-            "args = sys.argv[1:]\n"
-            f"log = {str(log)!r}\n"
-            "try:\n"
-            "    with open(log) as f:\n"
-            "        call = len(f.readlines())\n"
-            "except FileNotFoundError:\n"
-            "    call = 0\n"
-            "with open(log, 'a') as f:\n"
-            "    f.write(json.dumps(args) + '\\n')\n"
-            f"{body}\n"
-        )
-        script.chmod(0o755)
-        return script
-
-    def calls(self, name: str) -> list[list[str]]:
-        log = self.folder / f"{name}.calls"
-        if not log.exists():
-            return []
-        return [json.loads(line) for line in log.read_text().splitlines()]
-
-
-@pytest.fixture
-def fake_bin(tmp_path, monkeypatch):
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))  # nothing else: the real Slurm cannot be reached
-    monkeypatch.delenv("OFFLOAD_TEMPLATE_PATH", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("OFFLOAD_SITE_TEMPLATE_DIR", str(tmp_path / "site"))
-    monkeypatch.setattr(cluster, "_config", {})
-    return FakeBin(folder)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """The delays waited between attempts, without waiting."""
-    waited: list[float] = []
-    monkeypatch.setattr(
-        commands, "time", SimpleNamespace(sleep=waited.append, perf_counter=time.perf_counter)
-    )
-    return waited
-
-
-def max_array_size(fake_bin: FakeBin, size: int) -> None:
+def max_array_size(fake_bin: Any, size: int) -> None:
     fake_bin.add("scontrol", f"print('MaxArraySize = {size}')")
 
 
