@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from . import layout, serialization
 from .backend import Backend, LaunchRequest
+from .checkpointing import DEFAULT_MAX_NUM_TIMEOUT, DEFAULT_SIGNAL
 from .errors import OffloadError
 from .job import Job
 from .parameters import validate_parameters
@@ -154,6 +155,8 @@ class Executor:
             "num_tasks": self._num_tasks,
             "num_jobs": len(submissions),
             "created": time.time(),
+            "checkpoint_signal": self._own.get("checkpoint_signal", DEFAULT_SIGNAL),
+            "max_num_timeout": self._own.get("max_num_timeout", DEFAULT_MAX_NUM_TIMEOUT),
         }
         jobs = layout.create_group(self.folder, len(submissions), metadata)
         group_dir = jobs[0].group_dir

@@ -15,7 +15,7 @@ Hooks are grouped by when they are called:
 
 - discovery: :func:`offload_backends`;
 - on the submitting side: :func:`offload_submit`, :func:`offload_status`, :func:`offload_cancel`;
-- inside a running job: :func:`offload_job_environment`.
+- inside a running job: :func:`offload_job_environment`, :func:`offload_job_requeue`.
 
 The conformance suite (:mod:`offload.core.testing`) checks an implementation end to end.
 """
@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .backend import BackendSpec, JobRef, LaunchRequest
     from .environment import JobEnvironment
     from .states import JobStatus
@@ -138,4 +140,22 @@ def offload_job_environment() -> JobEnvironment | None:
 
     :return: a :class:`~offload.core.environment.JobEnvironment` when this backend launched the
         current process, else ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def offload_job_requeue(backend: str, environment: JobEnvironment, job_dir: Path) -> bool | None:
+    """Put the running job back into the queue, to start again from its checkpoint.
+
+    Called inside the job, by rank 0's runner, once every rank has saved its checkpoint after the
+    *checkpoint signal* (see :mod:`offload.core.checkpointing`). Stop all of the job's ranks
+    (they are waiting for it) and start the whole job again later, with a fresh time limit;
+    each rank then runs its ``checkpoint.<rank>.pkl``. Until it starts again, the job's status
+    should be ``REQUEUED`` or ``PENDING``, never terminal. Backends that send the checkpoint
+    signal ``signal_delay_s`` seconds before the time limit implement this hook.
+
+    :param backend: the backend that launched the job; return ``None`` unless it is one of yours.
+    :param environment: the job as :func:`offload_job_environment` described it.
+    :param job_dir: the job's folder.
+    :return: ``True`` once the requeue was requested. ``firstresult``.
     """

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from . import layout, serialization
+from . import checkpointing, layout, serialization
 from . import outcome as outcomes
 from .backend import Backend, JobRef
 from .errors import JobError, OffloadError
@@ -193,6 +193,12 @@ class Job(Generic[R]):
         advice = _ADVICE.get(status.state)
         if advice:
             message += " " + advice
+        spent = checkpointing.read_requeues(self.paths)["timeout"]
+        if spent and status.state is JobState.TIMEOUT:
+            message += (
+                f" It had already been checkpointed and requeued {spent} time(s) at its time "
+                f"limit, all that max_num_timeout allowed."
+            )
         tails = self._log_tails(rank)
         for source, text in tails:
             message += f"\nLast lines of {source}:\n{text}"

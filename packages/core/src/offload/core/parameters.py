@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,14 @@ def environment_mapping(value: Mapping[Any, Any]) -> None:
             raise ValueError(f"the value of {key} contains a NUL character")
 
 
+def _signal(value: str) -> None:
+    from .checkpointing import signal_named
+
+    number = signal_named(value)
+    if number in (signal.SIGKILL, signal.SIGSTOP):
+        raise ValueError("cannot be caught by the job: use USR1, USR2, URG...")
+
+
 GENERIC_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("timeout_min", (int, float), "time limit of the job, in minutes", positive),
     Parameter("mem_gb", (int, float), "memory per node, in GB", positive),
@@ -95,6 +104,21 @@ GENERIC_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("nodes", (int,), "number of nodes", positive),
     Parameter("name", (str,), "the job's name", single_line),
     Parameter("env_vars", (dict,), "environment variables set for the job", environment_mapping),
+    Parameter(
+        "signal_delay_s",
+        (int, float),
+        "seconds before the time limit at which a job gets the checkpoint signal",
+        positive,
+    ),
+    Parameter(
+        "checkpoint_signal", (str,), "the signal sent before the time limit ('USR2')", _signal
+    ),
+    Parameter(
+        "max_num_timeout",
+        (int,),
+        "requeues a checkpointable job may take at its time limit",
+        non_negative,
+    ),
 )
 GENERIC_NAMES = frozenset(p.name for p in GENERIC_PARAMETERS)
 

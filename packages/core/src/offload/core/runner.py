@@ -6,6 +6,7 @@ in-process backends call :func:`run_job` directly.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import logging
@@ -14,8 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
+from . import checkpointing
 from . import outcome as outcomes
-from . import serialization
 from .environment import JobEnvironment, in_process_environment
 from .layout import GROUP_FILE, JobPaths
 from .outcome import Outcome
@@ -46,9 +47,9 @@ def run_job(
     same process.
     """
     paths = JobPaths(Path(job_dir))
+    metadata = json.loads((paths.group_dir / GROUP_FILE).read_text())
     if environment is None:
-        backend = json.loads((paths.group_dir / GROUP_FILE).read_text())["backend"]
-        environment = JobEnvironment.current(backend)
+        environment = JobEnvironment.current(metadata["backend"])
     rank = environment.global_rank
     logger.info(
         "job %s rank %d/%d starting on %s (pid %d)",
@@ -59,10 +60,18 @@ def run_job(
         os.getpid(),
     )
     try:
-        submission = serialization.load(paths.submission)
+        submission, resumed = checkpointing.load_submission(paths, rank)
         if not isinstance(submission, DelayedSubmission):
             raise TypeError(f"{paths.submission} does not hold a DelayedSubmission")
-        with in_process_environment(environment):
+        if resumed:
+            logger.info("job %s rank %d resumes from its checkpoint", environment.job_id, rank)
+        settings = checkpointing.Settings.from_metadata(metadata)
+        guard: contextlib.AbstractContextManager[object] = (
+            contextlib.nullcontext()  # signals belong to the caller's process then
+            if in_process
+            else checkpointing.CheckpointGuard(paths, environment, submission, settings)
+        )
+        with in_process_environment(environment), guard:
             value = submission.result()
         result = Outcome(success=True, value=value)
     except BaseException as error:  # the job's own failure, whatever it is, goes to the caller

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload.core import JobRef, JobState, JobStatus, LaunchRequest, SubmissionError
+from offload.core import JobRef, JobState, JobStatus, LaunchRequest, SubmissionError, checkpointing
 from offload.core.layout import JobPaths
 
 from . import spawner, supervisor
@@ -24,6 +24,8 @@ from .gpus import GpuPool, visible_gpus
 logger = logging.getLogger("offload.local")
 
 CANCEL_MARKER = "local-cancelled"
+DEFAULT_SIGNAL_DELAY = 90.0
+"""Seconds before the time limit at which ranks get the checkpoint signal (``signal_delay_s``)."""
 
 
 @dataclass
@@ -36,6 +38,25 @@ class _Launch:
 
     def __post_init__(self) -> None:
         self.gpus = int(self.request.parameters.get("gpus_per_node", 0))
+
+
+def _limits(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The supervisor's time limit and checkpoint signal, from the job's parameters.
+
+    The checkpoint signal comes ``signal_delay_s`` (default 90) seconds before the time limit,
+    or half-way through it when the limit is shorter than that.
+    """
+    timeout_min = parameters.get("timeout_min")
+    timeout = float(timeout_min) * 60 if timeout_min else None
+    delay = float(parameters.get("signal_delay_s", DEFAULT_SIGNAL_DELAY))
+    if timeout and delay >= timeout:
+        delay = timeout / 2
+    name = parameters.get("checkpoint_signal", checkpointing.DEFAULT_SIGNAL)
+    return {
+        "timeout": timeout,
+        "signal_delay": delay if timeout else 0.0,
+        "checkpoint_signal": int(checkpointing.signal_named(name)),
+    }
 
 
 class _SpawnerClient:
@@ -193,19 +214,18 @@ class LocalLauncher:
         """Start the job's supervisor; its pid."""
         request = launch.request
         environment = self._environment(launch, devices)
-        timeout_min = request.parameters.get("timeout_min")
-        timeout = float(timeout_min) * 60 if timeout_min else None
+        limits = _limits(request.parameters)
         if startup_variables(environment) == startup_variables(os.environ):
             return self._spawner(request.python).start(
                 {
                     "job_dir": str(launch.paths.job_dir),
                     "ntasks": request.num_tasks,
-                    "timeout": timeout,
+                    **limits,
                     "env": environment,
                     "cwd": os.getcwd(),
                 }
             )
-        return self._exec(launch, environment, timeout)
+        return self._exec(launch, environment, limits)
 
     def _spawner(self, python: str) -> _SpawnerClient:
         """A live spawner for ``python`` that started with this process's startup variables."""
@@ -220,7 +240,7 @@ class LocalLauncher:
             client = self._spawners[python] = _SpawnerClient(python, self._exited)
         return client
 
-    def _exec(self, launch: _Launch, environment: dict[str, str], timeout: float | None) -> int:
+    def _exec(self, launch: _Launch, environment: dict[str, str], limits: dict[str, Any]) -> int:
         """Start the supervisor as a new interpreter (for jobs that change startup variables)."""
         command = [
             launch.request.python,
@@ -230,8 +250,10 @@ class LocalLauncher:
             "--ntasks",
             str(launch.request.num_tasks),
         ]
-        if timeout:
-            command += ["--timeout", str(timeout)]
+        if limits["timeout"]:
+            command += ["--timeout", str(limits["timeout"])]
+            command += ["--signal-delay", str(limits["signal_delay"])]
+            command += ["--checkpoint-signal", str(limits["checkpoint_signal"])]
         log = os.open(launch.paths.stderr(0), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             process = subprocess.Popen(

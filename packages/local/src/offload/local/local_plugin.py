@@ -6,8 +6,10 @@ Registered under the ``offload`` entry-point group as ``local``.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
 
@@ -61,3 +63,11 @@ def offload_cancel(backend: str, jobs: Sequence[JobRef]) -> bool | None:
 @hookimpl
 def offload_job_environment() -> JobEnvironment | None:
     return supervisor.environment_from(os.environ)
+
+
+@hookimpl
+def offload_job_requeue(backend: str, environment: JobEnvironment, job_dir: Path) -> bool | None:
+    if backend != NAME:
+        return None
+    os.kill(os.getppid(), signal.SIGUSR1)  # the supervisor restarts every rank
+    return True

@@ -6,7 +6,8 @@ job needs; each request forks it into a :class:`~offload.local.supervisor.Superv
 process group of its own, which lives on even if the caller and the spawner end.
 
 The protocol is one JSON object per line. The caller sends
-``{"job_dir": ..., "ntasks": n, "timeout": seconds or null, "env": {...}, "cwd": ...}``; the
+``{"job_dir": ..., "ntasks": n, "timeout": seconds or null, "signal_delay": seconds,
+"checkpoint_signal": number, "env": {...}, "cwd": ...}``; the
 spawner answers each request, in order, with ``{"started": pid}`` or ``{"error": message}``,
 and says ``{"exited": pid, "status": wait_status}`` when a supervisor ends.
 """
@@ -50,7 +51,13 @@ def _become_supervisor(request: dict[str, Any], keep: set[int]) -> None:
         os.dup2(log, 2)
         os.close(log)
         os.close(null)
-        code = Supervisor(job_dir, int(request["ntasks"]), request.get("timeout")).run()
+        code = Supervisor(
+            job_dir,
+            int(request["ntasks"]),
+            request.get("timeout"),
+            float(request.get("signal_delay", 0.0)),
+            int(request.get("checkpoint_signal", signal.SIGUSR2)),
+        ).run()
     finally:
         os._exit(code)
 

@@ -5,6 +5,10 @@ It leads the job's process group (so cancelling kills the whole job), forks one 
 files), enforces the time limit, and records the job's state in ``local-status.json``:
 ``RUNNING`` with its pid when it starts, then ``COMPLETED``, ``FAILED``, ``TIMEOUT`` or
 ``CANCELLED`` with each rank's exit status.
+
+Checkpointing: ``signal_delay`` seconds before the time limit the ranks get the checkpoint
+signal; a rank that has checkpointed asks for a requeue with ``SIGUSR1`` to the supervisor,
+which then kills the ranks and starts them all again, with a fresh time limit.
 """
 
 from __future__ import annotations
@@ -104,12 +108,25 @@ def _describe_exit(rank: int, status: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, job_dir: Path, num_tasks: int, timeout: float | None) -> None:
+    """Runs the ranks of one job, as many times as the job is requeued."""
+
+    def __init__(
+        self,
+        job_dir: Path,
+        num_tasks: int,
+        timeout: float | None,
+        signal_delay: float = 0.0,
+        checkpoint_signal: int = signal.SIGUSR2,
+    ) -> None:
         self.job_dir = job_dir
         self.num_tasks = num_tasks
         self.timeout = timeout
+        self.signal_delay = signal_delay if timeout and 0 < signal_delay < timeout else 0.0
+        self.checkpoint_signal = checkpoint_signal
         self.children: dict[int, int] = {}  # pid -> rank
         self.ending: str | None = None  # "TIMEOUT" or "CANCELLED" once we started killing
+        self.warned = False  # the checkpoint signal was sent in this attempt
+        self.requeue_asked = False
 
     def _stop_children(self, reason: str) -> None:
         if self.ending is None:
@@ -117,6 +134,20 @@ class Supervisor:
             self._signal_children(signal.SIGTERM)
             signal.setitimer(signal.ITIMER_REAL, KILL_GRACE)
         else:
+            self._signal_children(signal.SIGKILL)
+
+    def _on_alarm(self) -> None:
+        if self.signal_delay and not self.warned and self.ending is None:
+            self.warned = True  # the time limit is near: tell the ranks, end them later
+            self._signal_children(self.checkpoint_signal)
+            signal.setitimer(signal.ITIMER_REAL, self.signal_delay)
+        else:
+            self._stop_children("TIMEOUT")
+
+    def _on_requeue(self) -> None:
+        """A rank asked for a requeue (it has checkpointed): end this attempt at once."""
+        if self.ending is None:
+            self.requeue_asked = True
             self._signal_children(signal.SIGKILL)
 
     def _signal_children(self, number: int) -> None:
@@ -127,41 +158,20 @@ class Supervisor:
                 pass
 
     def run(self) -> int:
-        write_status(self.job_dir, state="RUNNING", pid=os.getpid(), started=time.time())
         signal.signal(signal.SIGTERM, lambda *_: self._stop_children("CANCELLED"))
-        signal.signal(signal.SIGALRM, lambda *_: self._stop_children("TIMEOUT"))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Signals are blocked around each fork: a SIGTERM that arrives then is delivered after
-        # the child has its default handlers back (so it dies) and after the parent has recorded
-        # the child (so the parent's handler passes it on). Otherwise it could be swallowed.
-        guarded = {signal.SIGTERM, signal.SIGALRM}
-        for rank in range(self.num_tasks):
-            if self.ending:
+        signal.signal(signal.SIGALRM, lambda *_: self._on_alarm())
+        signal.signal(signal.SIGUSR1, lambda *_: self._on_requeue())
+        attempt = 0
+        while True:
+            write_status(
+                self.job_dir, state="RUNNING", pid=os.getpid(), started=time.time(), attempt=attempt
+            )
+            exits = self._run_attempt()
+            if not self.requeue_asked or self.ending:
                 break
-            signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    for number in guarded:
-                        signal.signal(number, signal.SIG_DFL)
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
-                    code = _run_rank(self.job_dir, rank, self.num_tasks)
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-            self.children[pid] = rank
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
-        if self.timeout:
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        exits: dict[int, int] = {}
-        while len(exits) < len(self.children):
-            pid, status = os.waitpid(-1, 0)
-            if pid in self.children:
-                exits[self.children[pid]] = status
-        signal.setitimer(signal.ITIMER_REAL, 0)
+            attempt += 1
+            self.requeue_asked = self.warned = False
+            print(f"offload: requeued (attempt {attempt + 1})", file=sys.stderr, flush=True)
         failures = [
             _describe_exit(rank, status) for rank, status in sorted(exits.items()) if status
         ]
@@ -181,8 +191,47 @@ class Supervisor:
             reason=reason,
             ended=time.time(),
             exit_codes=[exits[rank] for rank in sorted(exits)],
+            attempts=attempt + 1,
         )
         return 0
+
+    def _run_attempt(self) -> dict[int, int]:
+        """Fork every rank, wait for them all; their wait statuses by rank."""
+        self.children = {}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Signals are blocked around each fork: a SIGTERM that arrives then is delivered after
+        # the child has its default handlers back (so it dies) and after the parent has recorded
+        # the child (so the parent's handler passes it on). Otherwise it could be swallowed.
+        guarded = {signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1}
+        for rank in range(self.num_tasks):
+            if self.ending:
+                break
+            signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for number in guarded:
+                        signal.signal(number, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
+                    code = _run_rank(self.job_dir, rank, self.num_tasks)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            self.children[pid] = rank
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
+        if self.timeout and not self.ending:
+            first = self.timeout - self.signal_delay if self.signal_delay else self.timeout
+            signal.setitimer(signal.ITIMER_REAL, first)
+        exits: dict[int, int] = {}
+        while len(exits) < len(self.children):
+            pid, status = os.waitpid(-1, 0)
+            if pid in self.children:
+                exits[self.children[pid]] = status
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return exits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_dir", type=Path)
     parser.add_argument("--ntasks", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--signal-delay", type=float, default=0.0, help="seconds before the timeout to signal"
+    )
+    parser.add_argument("--checkpoint-signal", type=int, default=int(signal.SIGUSR2))
     arguments = parser.parse_args(argv)
-    return Supervisor(arguments.job_dir, arguments.ntasks, arguments.timeout).run()
+    return Supervisor(
+        arguments.job_dir,
+        arguments.ntasks,
+        arguments.timeout,
+        arguments.signal_delay,
+        arguments.checkpoint_signal,
+    ).run()
 
 
 if __name__ == "__main__":

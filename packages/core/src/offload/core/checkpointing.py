@@ -1,0 +1,251 @@
+"""The job side of checkpointing: save state when the job is about to stop, then requeue it.
+
+A job's callable may have a ``checkpoint(*args, **kwargs)`` method (see ``Checkpointable`` in
+offload-helpers). It is called, in every rank, with the job's arguments when:
+
+- the job nears its time limit: the backend sends the *checkpoint signal* (``SIGUSR2`` unless
+  the ``checkpoint_signal`` parameter says otherwise) ``signal_delay_s`` seconds before it. Each
+  rank saves the :class:`DelayedSubmission` its ``checkpoint`` returns as
+  ``checkpoint.<rank>.pkl``; once every rank has, rank 0 asks the backend to requeue the job
+  (:func:`~offload.core.hookspecs.offload_job_requeue`). At most ``max_num_timeout`` requeues
+  (default 3) are spent this way; after that the job runs on into its time limit.
+- the job is stopped with ``SIGTERM`` (a preemption, or a cancellation): each rank saves its
+  checkpoint and waits for the scheduler, which requeues a preempted job (preemptions spend no
+  budget).
+
+When the job starts again, each rank runs its ``checkpoint.<rank>.pkl`` instead of the original
+submission. A callable without ``checkpoint`` is not checkpointed: on the checkpoint signal it
+runs on (and a time limit ends it), and ``SIGTERM`` stops it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import serialization
+from .environment import JobEnvironment
+from .layout import JobPaths
+from .submission import DelayedSubmission
+
+logger = logging.getLogger("offload.core.checkpointing")
+
+DEFAULT_SIGNAL = "USR2"
+DEFAULT_MAX_NUM_TIMEOUT = 3
+RANKS_WAIT = 120.0
+"""Seconds rank 0 waits for the other ranks' checkpoints before requeueing anyway."""
+STOP_WAIT = 600.0
+"""Seconds a checkpointed rank waits for the scheduler to stop it before exiting by itself."""
+REQUEUES_FILE = "requeues.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a job is checkpointed, from its group's metadata."""
+
+    signal: signal.Signals = signal.SIGUSR2
+    max_num_timeout: int = DEFAULT_MAX_NUM_TIMEOUT
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> Settings:
+        name = str(metadata.get("checkpoint_signal", DEFAULT_SIGNAL))
+        return cls(
+            signal=signal_named(name),
+            max_num_timeout=int(metadata.get("max_num_timeout", DEFAULT_MAX_NUM_TIMEOUT)),
+        )
+
+
+def signal_named(name: str) -> signal.Signals:
+    """``"USR2"``, ``"SIGUSR2"`` or ``"12"`` → ``signal.SIGUSR2``; ``ValueError`` otherwise."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return signal.Signals(int(text))
+    try:
+        return signal.Signals[text if text.startswith("SIG") else "SIG" + text]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a signal name (like 'USR2' or 'SIGUSR1')") from None
+
+
+def checkpoint_path(paths: JobPaths, rank: int) -> Path:
+    return paths.job_dir / f"checkpoint.{rank}.pkl"
+
+
+def _marker(paths: JobPaths, rank: int) -> Path:
+    return paths.job_dir / f"checkpointed.{rank}"
+
+
+def load_submission(paths: JobPaths, rank: int) -> tuple[Any, bool]:
+    """The submission this rank runs: its checkpoint when there is one (``True``), else the
+    original one."""
+    saved = checkpoint_path(paths, rank)
+    if saved.exists():
+        return serialization.load(saved), True
+    return serialization.load(paths.submission), False
+
+
+def read_requeues(paths: JobPaths) -> dict[str, int]:
+    """How often the job was requeued: ``{"timeout": n}``."""
+    try:
+        counts = json.loads((paths.job_dir / REQUEUES_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {"timeout": 0}
+    return {"timeout": int(counts.get("timeout", 0))}
+
+
+def _write_requeues(paths: JobPaths, counts: dict[str, int]) -> None:
+    with serialization.atomic_writer(paths.job_dir / REQUEUES_FILE) as stream:
+        stream.write(json.dumps(counts).encode())
+
+
+class CheckpointGuard:
+    """Installed around a rank's call: turns the checkpoint signal and SIGTERM into a saved
+    checkpoint (and, for the time limit, a requeue)."""
+
+    def __init__(
+        self,
+        paths: JobPaths,
+        environment: JobEnvironment,
+        submission: DelayedSubmission[Any],
+        settings: Settings,
+    ) -> None:
+        self.paths = paths
+        self.environment = environment
+        self.submission = submission
+        self.settings = settings
+        self._busy = threading.Lock()
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def checkpointable(self) -> bool:
+        return callable(getattr(self.submission.function, "checkpoint", None))
+
+    def __enter__(self) -> CheckpointGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals are only delivered to the main thread
+        for number in {self.settings.signal, signal.SIGTERM}:
+            self._previous[number] = signal.signal(number, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    # -- the handler -----------------------------------------------------------------------
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        if not self._busy.acquire(blocking=False):
+            return  # already checkpointing
+        try:
+            if number == signal.SIGTERM:
+                self._stopped()
+            else:
+                self._time_limit_near()
+        finally:
+            self._busy.release()
+
+    def _stopped(self) -> None:
+        rank = self.environment.global_rank
+        if not self.checkpointable:
+            logger.info("rank %d got SIGTERM and is not checkpointable: stopping", rank)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        logger.info("rank %d got SIGTERM (preempted or cancelled): checkpointing", rank)
+        self._save()
+        self._wait_to_be_stopped()
+
+    def _time_limit_near(self) -> None:
+        rank = self.environment.global_rank
+        if not self.checkpointable:
+            logger.warning(
+                "rank %d: the time limit is near and %s is not checkpointable: "
+                "it runs on until the limit",
+                rank,
+                self.submission,
+            )
+            return
+        spent = read_requeues(self.paths)["timeout"]
+        if spent >= self.settings.max_num_timeout:
+            logger.warning(
+                "rank %d: the time limit is near, but the job was already requeued %d times "
+                "for it (max_num_timeout=%d): it runs on until the limit",
+                rank,
+                spent,
+                self.settings.max_num_timeout,
+            )
+            return
+        logger.info("rank %d: the time limit is near: checkpointing", rank)
+        self._save()
+        _marker(self.paths, rank).touch()
+        if rank == 0:
+            self._requeue(spent)
+        self._wait_to_be_stopped()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        rank = self.environment.global_rank
+        function: Any = self.submission.function  # checkpointable: has a checkpoint method
+        resumed = function.checkpoint(*self.submission.args, **self.submission.kwargs)
+        target = checkpoint_path(self.paths, rank)
+        if resumed is None:
+            target.unlink(missing_ok=True)  # start again from the original submission
+            logger.info("rank %d: checkpoint returned None: it will start from scratch", rank)
+            return
+        if not isinstance(resumed, DelayedSubmission):
+            raise TypeError(
+                f"{function!r}.checkpoint returned {type(resumed).__name__}, "
+                "not a DelayedSubmission or None"
+            )
+        serialization.dump(resumed, target)
+        logger.info("rank %d: checkpoint saved to %s", rank, target)
+
+    def _requeue(self, spent: int) -> None:
+        others = [_marker(self.paths, rank) for rank in range(1, self.environment.num_tasks)]
+        deadline = time.monotonic() + RANKS_WAIT
+        while not all(marker.exists() for marker in others) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        missing = [m.name for m in others if not m.exists()]
+        if missing:
+            logger.warning("requeueing without the checkpoints of %s", ", ".join(missing))
+        for rank in range(self.environment.num_tasks):
+            _marker(self.paths, rank).unlink(missing_ok=True)
+        _write_requeues(self.paths, {"timeout": spent + 1})
+        from .plugins import get_plugin_manager
+
+        # The requeue stops this process: not before the backend has finished asking for it.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        done = get_plugin_manager().hook.offload_job_requeue(
+            backend=self.environment.backend,
+            environment=self.environment,
+            job_dir=self.paths.job_dir,
+        )
+        if not done:
+            logger.error("the %s backend cannot requeue jobs", self.environment.backend)
+            return
+        logger.info(
+            "job %s requeued (time-limit requeue %d of %d)",
+            self.environment.job_id,
+            spent + 1,
+            self.settings.max_num_timeout,
+        )
+
+    def _wait_to_be_stopped(self) -> None:
+        """Sleep until the scheduler stops this process (it will: a requeue or a kill)."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next SIGTERM ends the process
+        deadline = time.monotonic() + STOP_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+        logger.error(
+            "rank %d was not stopped after checkpointing: exiting", self.environment.global_rank
+        )
+        os._exit(75)

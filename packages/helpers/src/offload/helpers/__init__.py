@@ -1,0 +1,49 @@
+"""offload.helpers: tools around offload's jobs.
+
+- :class:`Checkpointable`: callables whose jobs can be checkpointed and requeued;
+- :class:`CommandFunction`: a shell command as a callable (and :class:`CommandFailedError`);
+- :class:`FunctionSequence`: function calls run in order in one job, resumable after a requeue;
+
+Names are imported on first use, so that a job importing one helper does not import the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+_LOCATIONS = {
+    "Checkpointable": "checkpoint",
+    "CommandFailedError": "command",
+    "CommandFunction": "command",
+    "FunctionSequence": "sequence",
+}
+
+__all__ = [
+    "Checkpointable",
+    "CommandFailedError",
+    "CommandFunction",
+    "FunctionSequence",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'offload.helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpointable
+    from .command import CommandFailedError, CommandFunction
+    from .sequence import FunctionSequence

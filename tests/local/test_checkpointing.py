@@ -1,0 +1,109 @@
+"""Checkpoint and requeue on the local backend: the checkpoint signal comes ``signal_delay_s``
+before ``timeout_min``; a checkpointable job saves its state, is requeued and resumes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from offload.core import DelayedSubmission, JobEnvironment, JobError
+from offload.local import LocalExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TIMEOUT = 120
+
+
+class CountTo:
+    """Adds 1 every ``step`` seconds until ``target``; resumable from its attributes."""
+
+    def __init__(self, step: float = 0.1) -> None:
+        self.step = step
+        self.done = 0
+        self.starts = 0
+        self.ranks_checkpointed: list[int] = []
+
+    def __call__(self, target: int) -> dict[str, Any]:
+        self.starts += 1
+        while self.done < target:
+            time.sleep(self.step)
+            self.done += 1
+        return {"total": self.done, "starts": self.starts}
+
+    def checkpoint(self, target: int) -> DelayedSubmission[dict[str, Any]]:
+        return DelayedSubmission(self, target)
+
+
+class CountWithRanks(CountTo):
+    def __call__(self, target: int) -> dict[str, Any]:  # type: ignore[override]
+        result = super().__call__(target)
+        result["rank"] = JobEnvironment.current().global_rank
+        return result
+
+
+def count_plainly(target: int, step: float = 0.1) -> int:
+    done = 0
+    while done < target:
+        time.sleep(step)
+        done += 1
+    return done
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> LocalExecutor:
+    # 6 s limit, checkpoint signal 3 s before it: a job needing ~10 s needs requeues
+    return LocalExecutor(tmp_path / "jobs", timeout_min=0.1, signal_delay_s=3)
+
+
+def test_a_checkpointable_job_finishes_through_requeues(executor: LocalExecutor) -> None:
+    job = executor.submit(CountTo(step=0.1), 100)
+    result = job.result(timeout=TIMEOUT)
+    assert result["total"] == 100, "exactly the result of an uninterrupted run"
+    assert result["starts"] >= 2, "it was requeued and resumed from its checkpoint"
+    assert (job.paths.job_dir / "checkpoint.0.pkl").exists()
+    assert "resumes from its checkpoint" in (job.stderr() or "")
+
+
+def test_every_rank_checkpoints(executor: LocalExecutor) -> None:
+    executor.update_parameters(tasks_per_node=2)
+    job = executor.submit(CountWithRanks(step=0.1), 60)
+    results = job.results(timeout=TIMEOUT)
+    assert [r["rank"] for r in results] == [0, 1]
+    assert all(r["total"] == 60 and r["starts"] >= 2 for r in results)
+    assert (job.paths.job_dir / "checkpoint.1.pkl").exists()
+
+
+def test_the_requeue_budget_ends_with_a_clear_error(executor: LocalExecutor) -> None:
+    executor.update_parameters(max_num_timeout=1)
+    job = executor.submit(CountTo(step=0.1), 10_000)
+    with pytest.raises(JobError) as raised:
+        job.result(timeout=TIMEOUT)
+    assert raised.value.state == "TIMEOUT"
+    assert "requeued 1 time(s) at its time limit" in str(raised.value)
+    assert "max_num_timeout" in str(raised.value)
+
+
+def test_a_job_that_is_not_checkpointable_times_out(executor: LocalExecutor) -> None:
+    job = executor.submit(count_plainly, 10_000)
+    with pytest.raises(JobError, match="time limit") as raised:
+        job.result(timeout=TIMEOUT)
+    assert raised.value.state == "TIMEOUT"
+    assert "not checkpointable" in (job.stderr() or "")
+    assert not (job.paths.job_dir / "checkpoint.0.pkl").exists()
+
+
+def test_a_cancelled_checkpointable_job_ends_cancelled(executor: LocalExecutor) -> None:
+    job = executor.submit(CountTo(step=0.1), 10_000)
+    deadline = time.monotonic() + 30
+    while "starting" not in (job.stderr() or "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    with pytest.raises(JobError, match="CANCELLED"):
+        job.result(timeout=TIMEOUT)
+    assert os.path.exists(job.paths.job_dir / "checkpoint.0.pkl"), "it saved its state first"
