@@ -3,6 +3,7 @@
 - :class:`Checkpointable`: callables whose jobs can be checkpointed and requeued;
 - :class:`CommandFunction`: a shell command as a callable (and :class:`CommandFailedError`);
 - :class:`FunctionSequence`: function calls run in order in one job, resumable after a requeue;
+- :class:`RsyncSnapshot`: run jobs on a copy of the repository's code;
 
 Names are imported on first use, so that a job importing one helper does not import the rest.
 """
@@ -19,6 +20,8 @@ _LOCATIONS = {
     "CommandFailedError": "command",
     "CommandFunction": "command",
     "FunctionSequence": "sequence",
+    "RsyncSnapshot": "snapshot",
+    "SnapshotError": "snapshot",
 }
 
 __all__ = [
@@ -26,6 +29,8 @@ __all__ = [
     "CommandFailedError",
     "CommandFunction",
     "FunctionSequence",
+    "RsyncSnapshot",
+    "SnapshotError",
     "__version__",
 ]
 
@@ -47,3 +52,4 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpointable
     from .command import CommandFailedError, CommandFunction
     from .sequence import FunctionSequence
+    from .snapshot import RsyncSnapshot, SnapshotError
