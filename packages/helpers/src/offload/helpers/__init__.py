@@ -4,6 +4,7 @@
 - :class:`CommandFunction`: a shell command as a callable (and :class:`CommandFailedError`);
 - :class:`FunctionSequence`: function calls run in order in one job, resumable after a requeue;
 - :class:`RsyncSnapshot`: run jobs on a copy of the repository's code;
+- :func:`clean_env`: submit jobs from inside a job without its scheduler variables.
 
 Names are imported on first use, so that a job importing one helper does not import the rest.
 """
@@ -19,6 +20,7 @@ _LOCATIONS = {
     "Checkpointable": "checkpoint",
     "CommandFailedError": "command",
     "CommandFunction": "command",
+    "clean_env": "environment",
     "FunctionSequence": "sequence",
     "RsyncSnapshot": "snapshot",
     "SnapshotError": "snapshot",
@@ -32,6 +34,7 @@ __all__ = [
     "RsyncSnapshot",
     "SnapshotError",
     "__version__",
+    "clean_env",
 ]
 
 
@@ -51,5 +54,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .checkpoint import Checkpointable
     from .command import CommandFailedError, CommandFunction
+    from .environment import clean_env
     from .sequence import FunctionSequence
     from .snapshot import RsyncSnapshot, SnapshotError
