@@ -4,6 +4,7 @@
 - :class:`CommandFunction`: a shell command as a callable (and :class:`CommandFailedError`);
 - :class:`FunctionSequence`: function calls run in order in one job, resumable after a requeue;
 - :class:`RsyncSnapshot`: run jobs on a copy of the repository's code;
+- :func:`as_completed`, :func:`wait_all`, :class:`JobProgress`: jobs in finishing order;
 - :func:`clean_env`: submit jobs from inside a job without its scheduler variables.
 
 Names are imported on first use, so that a job importing one helper does not import the rest.
@@ -20,6 +21,10 @@ _LOCATIONS = {
     "Checkpointable": "checkpoint",
     "CommandFailedError": "command",
     "CommandFunction": "command",
+    "JobCounts": "completion",
+    "JobProgress": "completion",
+    "as_completed": "completion",
+    "wait_all": "completion",
     "clean_env": "environment",
     "FunctionSequence": "sequence",
     "RsyncSnapshot": "snapshot",
@@ -31,10 +36,14 @@ __all__ = [
     "CommandFailedError",
     "CommandFunction",
     "FunctionSequence",
+    "JobCounts",
+    "JobProgress",
     "RsyncSnapshot",
     "SnapshotError",
     "__version__",
+    "as_completed",
     "clean_env",
+    "wait_all",
 ]
 
 
@@ -54,6 +63,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .checkpoint import Checkpointable
     from .command import CommandFailedError, CommandFunction
+    from .completion import JobCounts, JobProgress, as_completed, wait_all
     from .environment import clean_env
     from .sequence import FunctionSequence
     from .snapshot import RsyncSnapshot, SnapshotError
