@@ -4,6 +4,7 @@
 - :class:`CommandFunction`: a shell command as a callable (and :class:`CommandFailedError`);
 - :class:`FunctionSequence`: function calls run in order in one job, resumable after a requeue;
 - :class:`RsyncSnapshot`: run jobs on a copy of the repository's code;
+- :class:`TorchDistributedEnvironment`: torch.distributed's variables inside a job;
 - :func:`as_completed`, :func:`wait_all`, :class:`JobProgress`: jobs in finishing order;
 - :func:`clean_env`: submit jobs from inside a job without its scheduler variables.
 
@@ -29,6 +30,7 @@ _LOCATIONS = {
     "FunctionSequence": "sequence",
     "RsyncSnapshot": "snapshot",
     "SnapshotError": "snapshot",
+    "TorchDistributedEnvironment": "torch_env",
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "JobProgress",
     "RsyncSnapshot",
     "SnapshotError",
+    "TorchDistributedEnvironment",
     "__version__",
     "as_completed",
     "clean_env",
@@ -67,3 +70,4 @@ if TYPE_CHECKING:
     from .environment import clean_env
     from .sequence import FunctionSequence
     from .snapshot import RsyncSnapshot, SnapshotError
+    from .torch_env import TorchDistributedEnvironment
