@@ -264,3 +264,33 @@ def test_the_command_gets_sigterm_when_its_caller_is_killed(tmp_path):
         wait_for(lambda: not alive(pid), timeout=10, what="the orphaned command to stop")
     finally:
         caller.kill()
+
+
+RESUMING_SCRIPT = """
+import os, sys, time
+progress, target = sys.argv[1], int(sys.argv[2])
+done = int(open(progress).read()) if os.path.exists(progress) else 0
+with open(progress + ".starts", "a") as starts:
+    starts.write(f"{done}\\n")
+while done < target:
+    time.sleep(0.1)
+    done += 1
+    with open(progress + ".tmp", "w") as stream:
+        stream.write(str(done))
+    os.replace(progress + ".tmp", progress)
+print(f"counted to {done}")
+"""
+
+
+@pytest.mark.slow
+def test_a_command_job_is_requeued_at_its_time_limit_and_resumes(tmp_path):
+    # 6 s limit, checkpoint signal 3 s before it: counting to 80 (8 s) needs requeues
+    executor = LocalExecutor(tmp_path / "jobs", timeout_min=0.1, signal_delay_s=3)
+    progress = tmp_path / "progress"
+    command = CommandFunction([PY, "-c", RESUMING_SCRIPT, str(progress)])
+    job = executor.submit(command, 80)
+    assert job.result(timeout=120) == "counted to 80\n"
+    starts = [int(line) for line in (tmp_path / "progress.starts").read_text().split()]
+    assert len(starts) >= 2 and starts[0] == 0
+    assert all(later > 0 for later in starts[1:])  # each restart went on from its progress file
+    assert "resumes from its checkpoint" in job.stderr()

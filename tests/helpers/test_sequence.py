@@ -1,6 +1,7 @@
 """FunctionSequence: steps in order, results kept, resumption at the first unfinished step."""
 
 import sys
+import time
 
 import cloudpickle
 import pytest
@@ -140,3 +141,33 @@ def test_a_sequence_runs_as_a_job(tmp_path):
     assert job.result(timeout=60) == [1, 2]
     assert calls(log) == ["x", "y"]
     assert sequence.done == 0  # the caller's copy is untouched
+
+
+class SlowCount(Checkpointable):
+    """Counts to ``target``, a tenth of a second per step, resumable from its attributes."""
+
+    def __init__(self):
+        self.done = 0
+        self.starts = 0
+
+    def __call__(self, target):
+        self.starts += 1
+        while self.done < target:
+            time.sleep(0.1)
+            self.done += 1
+        return self.done, self.starts
+
+
+@pytest.mark.slow
+def test_a_sequence_job_is_requeued_and_resumes_at_the_unfinished_step(tmp_path):
+    # 6 s limit, checkpoint signal 3 s before it: the 8 s step needs requeues
+    executor = LocalExecutor(tmp_path / "jobs", timeout_min=0.1, signal_delay_s=3)
+    log = tmp_path / "log"
+    sequence = FunctionSequence(
+        [(record, (log, "setup", "ready")), (SlowCount(), (80,)), (record, (log, "report", "ok"))]
+    )
+    job = executor.submit(sequence)
+    ready, (counted, starts), ok = job.result(timeout=120)
+    assert (ready, counted, ok) == ("ready", 80, "ok")
+    assert starts >= 2  # the counting step was resumed from its own checkpoint
+    assert calls(log) == ["setup", "report"]  # the finished first step never ran again
