@@ -25,6 +25,10 @@ _ROLE = re.compile(r":(?:func|meth|class|attr|mod|data|exc):`(~?)([\w.]+)`")
 _FIELD = re.compile(r"^:(param (\w+)|returns?):\s*(.*)$")
 
 
+LINE_LENGTH = 100
+"""The project's line length (``[tool.ruff] line-length``), which code blocks keep to."""
+
+
 def hook_specs() -> list[FunctionType]:
     """The hook specifications, in source order."""
     found = [
@@ -46,7 +50,10 @@ def _signatures() -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name.startswith(PREFIX):
             returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
-            lines[node.name] = f"def {node.name}({ast.unparse(node.args)}){returns}: ..."
+            line = f"def {node.name}({ast.unparse(node.args)}){returns}: ..."
+            if len(line) > LINE_LENGTH:  # wrapped as ruff format wraps it
+                line = f"def {node.name}(\n    {ast.unparse(node.args)}\n){returns}: ..."
+            lines[node.name] = line
     return lines
 
 

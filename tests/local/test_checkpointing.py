@@ -85,8 +85,9 @@ def test_the_requeue_budget_ends_with_a_clear_error(executor: LocalExecutor) -> 
     with pytest.raises(JobError) as raised:
         job.result(timeout=TIMEOUT)
     assert raised.value.state == "TIMEOUT"
+    assert "requeue budget was spent" in str(raised.value)
     assert "requeued 1 time(s) at its time limit" in str(raised.value)
-    assert "max_num_timeout" in str(raised.value)
+    assert "max_num_timeout=1 allows no more" in str(raised.value)
 
 
 def test_a_job_that_is_not_checkpointable_times_out(executor: LocalExecutor) -> None:
@@ -107,3 +108,23 @@ def test_a_cancelled_checkpointable_job_ends_cancelled(executor: LocalExecutor) 
     with pytest.raises(JobError, match="CANCELLED"):
         job.result(timeout=TIMEOUT)
     assert os.path.exists(job.paths.job_dir / "checkpoint.0.pkl"), "it saved its state first"
+
+
+def test_an_early_checkpoint_signal_waits_for_the_planned_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schedulers check time limits on a coarse cycle; the runner checkpoints when planned."""
+    executor = LocalExecutor(tmp_path / "jobs", timeout_min=1)
+    executor.update_parameters(
+        env_vars={"OFFLOAD_CHECKPOINT_AT": str(time.time() + 4)}, signal_delay_s=58
+    )
+    planned = time.time() + 4
+    executor.update_parameters(env_vars={"OFFLOAD_CHECKPOINT_AT": str(planned)})
+    job = executor.submit(CountTo(step=0.1), 100)  # the first signal comes after 2 s
+    result = job.result(timeout=TIMEOUT)
+    assert result["total"] == 100 and result["starts"] >= 2
+    log = (job.stderr() or "").splitlines()
+    assert any("s early: checkpointing at the time planned" in line for line in log)
+    first = next(line for line in log if "the time limit is near: checkpointing" in line)
+    stamp = time.mktime(time.strptime(first[:19], "%Y-%m-%d %H:%M:%S"))
+    assert stamp >= int(planned) - 1, "the first checkpoint waited for the planned time"

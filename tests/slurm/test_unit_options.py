@@ -283,8 +283,31 @@ def test_format_time_rounds_up_to_whole_seconds(minutes, time):
     assert format_time(minutes) == time
 
 
+DEFAULTS = {
+    "job-name": "offload",
+    "nodes": "1",
+    "ntasks-per-node": "1",
+    "signal": "USR2@90",
+    "requeue": None,
+}
+
+
 def test_defaults():
-    assert sbatch_options({}) == {"job-name": "offload", "nodes": "1", "ntasks-per-node": "1"}
+    assert sbatch_options({}) == DEFAULTS
+
+
+def test_checkpoint_signal_and_delay():
+    assert sbatch_options({"checkpoint_signal": "SIGUSR1", "signal_delay_s": 30})["signal"] == (
+        "USR1@30"
+    )
+    # never more than half the time limit, so that a short job still gets some work done
+    assert sbatch_options({"timeout_min": 1})["signal"] == "USR2@30"
+    assert sbatch_options({"timeout_min": 10, "signal_delay_s": 2.5})["signal"] == "USR2@3"
+
+
+def test_requeue_can_be_turned_off():
+    options = sbatch_options({"slurm_additional_parameters": {"requeue": False}})
+    assert "requeue" not in options
 
 
 def test_generic_parameters_map_to_sbatch_names():
@@ -307,6 +330,8 @@ def test_generic_parameters_map_to_sbatch_names():
         "gpus-per-node": "4",
         "mem": "1536M",
         "time": "0:30",
+        "signal": "USR2@15",
+        "requeue": None,
     }
 
 
@@ -370,7 +395,7 @@ def test_parameters_not_for_sbatch_make_no_option():
             "slurm_template_dir": "/t",
         }
     )
-    assert options == {"job-name": "offload", "nodes": "1", "ntasks-per-node": "1"}
+    assert options == DEFAULTS
 
 
 def test_additional_parameters_come_last_and_win():

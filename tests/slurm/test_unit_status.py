@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from offload.core import JobPaths, JobRef, JobState, JobStatus
@@ -299,3 +302,26 @@ def test_no_jobs_asks_nothing(scheduler):
     reader = StatusReader()
     assert reader.statuses([]) == {}
     assert scheduler.calls == []
+
+
+def test_a_requeued_job_that_checkpointed_may_start_at_once(scheduler, refs):
+    """Slurm holds requeued jobs for minutes; the marker a checkpointed job leaves lifts that."""
+    scheduler.answers["sacct"] = "31|PENDING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
+    scheduler.answers["scontrol"] = ""
+    waiting, plain, running = refs("31", "32", "33")
+    marker = waiting.paths.job_dir / "awaiting-restart"
+    marker.touch()
+    reader = StatusReader()
+    reader.statuses([waiting])
+    assert "scontrol" not in scheduler.commands(), "not within seconds of the requeue"
+    old = time.time() - 10
+    os.utime(marker, (old, old))
+    (running.paths.job_dir / "awaiting-restart").touch()  # not pending yet: left for later
+    os.utime(running.paths.job_dir / "awaiting-restart", (old, old))
+    reader.statuses([waiting, plain, running])
+    updates = [call for call in scheduler.calls if call[0] == "scontrol"]
+    assert updates == [["scontrol", "update", "JobId=31", "StartTime=now"]]
+    assert not marker.exists()
+    assert (running.paths.job_dir / "awaiting-restart").exists()
+    reader.statuses([waiting, plain])
+    assert len([call for call in scheduler.calls if call[0] == "scontrol"]) == 1, "once"

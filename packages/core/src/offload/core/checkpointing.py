@@ -45,6 +45,13 @@ RANKS_WAIT = 120.0
 STOP_WAIT = 600.0
 """Seconds a checkpointed rank waits for the scheduler to stop it before exiting by itself."""
 REQUEUES_FILE = "requeues.json"
+RESTART_MARKER = "awaiting-restart"
+"""Left in the job's folder by a job that checkpointed and waits to start again: a backend
+whose scheduler delays requeued jobs may let it start at once (then it removes the file)."""
+CHECKPOINT_AT = "OFFLOAD_CHECKPOINT_AT"
+"""Environment variable a backend may set in the job: the time (seconds since the epoch) at
+which to checkpoint. A checkpoint signal that comes earlier (schedulers check time limits on a
+coarse cycle) only sets a timer for that time."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,16 @@ def load_submission(paths: JobPaths, rank: int) -> tuple[Any, bool]:
 
 
 def read_requeues(paths: JobPaths) -> dict[str, int]:
-    """How often the job was requeued: ``{"timeout": n}``."""
+    """How often the job was requeued at its time limit (``"timeout"``), and, once it ran out
+    of requeues, the ``max_num_timeout`` that stopped it (``"budget"``, else absent)."""
     try:
         counts = json.loads((paths.job_dir / REQUEUES_FILE).read_text())
     except (FileNotFoundError, ValueError):
         return {"timeout": 0}
-    return {"timeout": int(counts.get("timeout", 0))}
+    found = {"timeout": int(counts.get("timeout", 0))}
+    if "budget" in counts:
+        found["budget"] = int(counts["budget"])
+    return found
 
 
 def _write_requeues(paths: JobPaths, counts: dict[str, int]) -> None:
@@ -122,6 +133,7 @@ class CheckpointGuard:
         self.settings = settings
         self._busy = threading.Lock()
         self._previous: dict[int, Any] = {}
+        self._timer: threading.Timer | None = None
 
     @property
     def checkpointable(self) -> bool:
@@ -135,6 +147,8 @@ class CheckpointGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous.clear()
@@ -161,10 +175,14 @@ class CheckpointGuard:
             return
         logger.info("rank %d got SIGTERM (preempted or cancelled): checkpointing", rank)
         self._save()
+        if rank == 0:
+            (self.paths.job_dir / RESTART_MARKER).touch()
         self._wait_to_be_stopped()
 
     def _time_limit_near(self) -> None:
         rank = self.environment.global_rank
+        if self._too_early():
+            return
         if not self.checkpointable:
             logger.warning(
                 "rank %d: the time limit is near and %s is not checkpointable: "
@@ -175,6 +193,10 @@ class CheckpointGuard:
             return
         spent = read_requeues(self.paths)["timeout"]
         if spent >= self.settings.max_num_timeout:
+            if rank == 0:
+                _write_requeues(
+                    self.paths, {"timeout": spent, "budget": self.settings.max_num_timeout}
+                )
             logger.warning(
                 "rank %d: the time limit is near, but the job was already requeued %d times "
                 "for it (max_num_timeout=%d): it runs on until the limit",
@@ -189,6 +211,28 @@ class CheckpointGuard:
         if rank == 0:
             self._requeue(spent)
         self._wait_to_be_stopped()
+
+    def _too_early(self) -> bool:
+        """Whether the signal came before the backend's checkpoint time; then a timer sends it
+        again at that time."""
+        try:
+            due = float(os.environ.get(CHECKPOINT_AT, "0"))
+        except ValueError:
+            return False
+        early = due - time.time()
+        if early <= 1.0:
+            return False
+        if self._timer is None:
+            logger.info(
+                "rank %d: checkpoint signal %.0f s early: checkpointing at the time planned",
+                self.environment.global_rank,
+                early,
+            )
+            number = self.settings.signal
+            self._timer = threading.Timer(early, os.kill, (os.getpid(), number))
+            self._timer.daemon = True
+            self._timer.start()
+        return True
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -220,6 +264,7 @@ class CheckpointGuard:
         for rank in range(self.environment.num_tasks):
             _marker(self.paths, rank).unlink(missing_ok=True)
         _write_requeues(self.paths, {"timeout": spent + 1})
+        (self.paths.job_dir / RESTART_MARKER).touch()
         from .plugins import get_plugin_manager
 
         # The requeue stops this process: not before the backend has finished asking for it.

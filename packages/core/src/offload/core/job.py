@@ -193,11 +193,12 @@ class Job(Generic[R]):
         advice = _ADVICE.get(status.state)
         if advice:
             message += " " + advice
-        spent = checkpointing.read_requeues(self.paths)["timeout"]
-        if spent and status.state is JobState.TIMEOUT:
+        requeues = checkpointing.read_requeues(self.paths)
+        if "budget" in requeues and status.state is JobState.TIMEOUT:
             message += (
-                f" It had already been checkpointed and requeued {spent} time(s) at its time "
-                f"limit, all that max_num_timeout allowed."
+                f" Its requeue budget was spent: it had been checkpointed and requeued "
+                f"{requeues['timeout']} time(s) at its time limit, and "
+                f"max_num_timeout={requeues['budget']} allows no more."
             )
         tails = self._log_tails(rank)
         for source, text in tails:

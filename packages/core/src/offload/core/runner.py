@@ -65,6 +65,8 @@ def run_job(
             raise TypeError(f"{paths.submission} does not hold a DelayedSubmission")
         if resumed:
             logger.info("job %s rank %d resumes from its checkpoint", environment.job_id, rank)
+        if rank == 0:
+            (paths.job_dir / checkpointing.RESTART_MARKER).unlink(missing_ok=True)
         settings = checkpointing.Settings.from_metadata(metadata)
         guard: contextlib.AbstractContextManager[object] = (
             contextlib.nullcontext()  # signals belong to the caller's process then

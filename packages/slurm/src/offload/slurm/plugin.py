@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
 
@@ -62,3 +63,11 @@ def offload_cancel(backend: str, jobs: Sequence[JobRef]) -> bool | None:
 @hookimpl
 def offload_job_environment() -> JobEnvironment | None:
     return environment_from(os.environ)
+
+
+@hookimpl
+def offload_job_requeue(backend: str, environment: JobEnvironment, job_dir: Path) -> bool | None:
+    if backend != NAME:
+        return None
+    submitting.requeue_current_job()
+    return True

@@ -7,6 +7,7 @@ package's default, which stays reachable as ``default/slurm/batch.sh.j2`` for ``
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import jinja2
 from offload.core import LaunchRequest, SubmissionError
 from offload.core.templates import search_path, template_environment
 
-from .options import option_lines, sbatch_options
+from .options import option_lines, sbatch_options, signal_delay
 
 TEMPLATE = "slurm/batch.sh.j2"
 
@@ -111,7 +112,19 @@ def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
         "use_srun": use_srun,
         "srun_args": list(parameters.get("slurm_srun_args", [])),
         "python": request.python,
+        "checkpoint_after": _checkpoint_after(parameters),
     }
+
+
+def _checkpoint_after(parameters: Mapping[str, Any]) -> int | None:
+    """Seconds after the job starts at which its ranks should checkpoint (``None``: no limit).
+
+    Slurm may send the ``--signal`` up to a minute early; the runner waits until this time.
+    """
+    if "timeout_min" not in parameters:
+        return None
+    limit = math.floor(float(parameters["timeout_min"]) * 60)
+    return max(0, limit - signal_delay(parameters))
 
 
 def render(request: LaunchRequest, chunk: ArrayChunk | None) -> BatchScript:

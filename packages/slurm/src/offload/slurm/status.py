@@ -11,15 +11,21 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 from offload.core import JobRef, JobState, JobStatus
+from offload.core.checkpointing import RESTART_MARKER
 
 from . import commands
 from .commands import SlurmCommandError
 from .states import normalize
 
 logger = logging.getLogger("offload.slurm.status")
+
+RELEASE_AFTER = 5.0
+"""Seconds after a checkpoint's requeue before its job may be told to start at once: a node
+refuses to start a job again within the second its previous run was killed."""
 
 CHUNK = 1000
 """Job ids per sacct or squeue call."""
@@ -113,8 +119,22 @@ class StatusReader:
         answer = {job_id: listed_by_sacct[job_id] for job_id in wanted if job_id in listed_by_sacct}
         missing = [ref for ref in refs if ref.job_id not in answer]
         preempted = [j for j in answer if answer[j].state is JobState.PREEMPTED]
-        if not missing and not preempted:
-            return answer
+        if missing or preempted:
+            self._ask_squeue(refs, answer, missing, preempted, listed_by_sacct, sacct_answered)
+        self._release_checkpointed(refs, answer)
+        return answer
+
+    def _ask_squeue(
+        self,
+        refs: Sequence[JobRef],
+        answer: dict[str, JobStatus],
+        missing: Sequence[JobRef],
+        preempted: Sequence[str],
+        listed_by_sacct: dict[str, JobStatus],
+        sacct_answered: bool,
+    ) -> None:
+        """Complete ``answer`` with squeue: jobs sacct does not list, and preempted ones."""
+        wanted = [ref.job_id for ref in refs]
         queued = self._from_squeue()
         if queued is not None:
             self._seen_started.update(
@@ -134,7 +154,32 @@ class StatusReader:
                     answer[ref.job_id] = self._vanished(ref, known)
         for job_id in preempted:
             answer[job_id] = _after_preemption(job_id, queued)
-        return answer
+
+    def _release_checkpointed(self, refs: Sequence[JobRef], answer: dict[str, JobStatus]) -> None:
+        """Let requeued jobs that saved a checkpoint start again at once.
+
+        Slurm holds a requeued batch job for about two minutes (its begin time moves ahead);
+        the job cannot lift that itself, as the requeue stops it. A job that checkpointed leaves
+        a marker in its folder: its begin time is reset here, once per requeue.
+        """
+        for ref in refs:
+            status = answer.get(ref.job_id)
+            if status is None or status.state not in (JobState.PENDING, JobState.REQUEUED):
+                continue
+            marker = ref.paths.job_dir / RESTART_MARKER
+            try:
+                age = time.time() - marker.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age < RELEASE_AFTER:
+                continue  # the nodes refuse a restart until the old run's credential expired
+            marker.unlink(missing_ok=True)
+            try:
+                self.calls += 1
+                commands.run(["scontrol", "update", f"JobId={ref.job_id}", "StartTime=now"])
+                logger.info("job %s checkpointed and was requeued: may start at once", ref.job_id)
+            except SlurmCommandError as error:
+                logger.warning("could not let job %s start at once: %s", ref.job_id, error)
 
     def _vanished(self, ref: JobRef, known: dict[str, JobStatus]) -> JobStatus:
         """A job that neither sacct nor squeue lists, judged by its files and its array.

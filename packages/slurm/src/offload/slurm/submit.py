@@ -97,3 +97,12 @@ def cancel_ids(ids: Sequence[str]) -> None:
 
 def cancel(jobs: Sequence[JobRef]) -> None:
     cancel_ids([job.job_id for job in jobs])
+
+
+def requeue_current_job() -> None:
+    """Inside a job: requeue it (``scontrol requeue``; this stops the job's ranks).
+
+    Slurm then holds the job for about two minutes; the caller's status reader lets it start
+    at once (see :meth:`StatusReader._release_checkpointed`).
+    """
+    commands.run_with_retries(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]])
