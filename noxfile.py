@@ -127,6 +127,12 @@ def tests(session: nox.Session) -> None:
     """
     _install_monorepo(session, editable=True, examples=True)
     session.install("-r", str(REQUIREMENTS / "tests.txt"))
+    # torch through pip itself: it finds the CPU build that the machines keep on disk.
+    session.install("pip")
+    session.run(
+        "python", "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+        "-r", str(REQUIREMENTS / "torch.txt"),
+    )  # fmt: skip
     args = session.posargs or ["tests/"]
     session.run("pytest", "--durations=10", *args)
 
