@@ -1,0 +1,92 @@
+"""Checkpoint and requeue on the live Slurm cluster: at the time limit, and on preemption."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from offload.core import DelayedSubmission, JobError, JobState
+from offload.slurm import SlurmExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+WAIT = 540
+
+
+class CountTo:
+    """Adds 1 every ``step`` seconds until ``target``; resumable from its attributes."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.done = 0
+        self.starts = 0
+
+    def __call__(self, target: int) -> dict[str, Any]:
+        self.starts += 1
+        while self.done < target:
+            time.sleep(self.step)
+            self.done += 1
+        return {"total": self.done, "starts": self.starts}
+
+    def checkpoint(self, target: int) -> DelayedSubmission[dict[str, Any]]:
+        return DelayedSubmission(self, target)
+
+
+def test_a_job_needing_two_minutes_finishes_through_time_limit_requeues(tmp_path: Path) -> None:
+    # checkpoints 40 s into each run: three runs or so for 110 s of work
+    executor = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=20)
+    job = executor.submit(CountTo(step=1.0), 110)
+    result = job.result(timeout=WAIT)
+    assert result["total"] == 110, "the result of an uninterrupted run"
+    assert result["starts"] >= 2
+    assert "resumes from its checkpoint" in (job.stderr() or "")
+    shown = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job.job_id, "--format=State"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "COMPLETED" in shown
+
+
+def test_running_out_of_requeues_is_a_clear_error(tmp_path: Path) -> None:
+    executor = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=30, max_num_timeout=0)
+    job = executor.submit(CountTo(step=1.0), 10_000)
+    with pytest.raises(JobError) as raised:
+        job.result(timeout=WAIT)
+    assert raised.value.state == JobState.TIMEOUT.value
+    assert "requeue budget was spent" in str(raised.value)
+    assert "max_num_timeout=0" in str(raised.value)
+
+
+def test_a_preempted_job_is_requeued_and_finishes(tmp_path: Path) -> None:
+    """A job of the preemptible partition 'low' holds every CPU; a job of 'high' preempts it."""
+    low = SlurmExecutor(
+        tmp_path / "jobs",
+        timeout_min=20,
+        nodes=2,
+        tasks_per_node=1,
+        cpus_per_task=4,
+        slurm_partition="low",
+    )
+    job = low.submit(CountTo(step=1.0), 60)
+    deadline = time.monotonic() + 120
+    while "starting" not in (job.task(1).stderr() or ""):
+        assert time.monotonic() < deadline, f"the low job did not start: {job.status}"
+        time.sleep(0.5)
+    time.sleep(5)  # some work done, to be kept by the checkpoint
+    high = SlurmExecutor(tmp_path / "jobs", timeout_min=5, cpus_per_task=4, slurm_partition="high")
+    urgent = high.submit(pow, 2, 10)
+    assert urgent.result(timeout=WAIT) == 1024
+    results = job.results(timeout=WAIT)
+    assert [r["total"] for r in results] == [60, 60], "the result of an uninterrupted run"
+    assert all(r["starts"] >= 2 for r in results), "both ranks resumed from their checkpoints"
+    assert "preempted or cancelled" in (job.stderr() or "")
+    requeues = job.paths.job_dir / "requeues.json"
+    assert not requeues.exists(), "a preemption spends nothing of the time-limit budget"
