@@ -90,3 +90,29 @@ def test_a_preempted_job_is_requeued_and_finishes(tmp_path: Path) -> None:
     assert "preempted or cancelled" in (job.stderr() or "")
     requeues = job.paths.job_dir / "requeues.json"
     assert not requeues.exists(), "a preemption spends nothing of the time-limit budget"
+
+
+def count_plainly(target: int) -> int:
+    done = 0
+    while done < target:
+        time.sleep(1.0)
+        done += 1
+    return done
+
+
+def test_a_preempted_job_that_cannot_checkpoint_starts_again_from_scratch(tmp_path: Path) -> None:
+    low = SlurmExecutor(
+        tmp_path / "jobs", timeout_min=20, cpus_per_task=4, nodes=2, slurm_partition="low"
+    )
+    job = low.submit(count_plainly, 20)
+    deadline = time.monotonic() + 120
+    while "starting" not in (job.stderr() or ""):
+        assert time.monotonic() < deadline, f"the low job did not start: {job.status}"
+        time.sleep(0.5)
+    high = SlurmExecutor(tmp_path / "jobs", timeout_min=5, cpus_per_task=4, slurm_partition="high")
+    assert high.submit(pow, 2, 10).result(timeout=WAIT) == 1024
+    assert job.results(timeout=WAIT) == [20, 20]
+    log = job.stderr() or ""
+    assert "not checkpointable: waiting for the scheduler" in log
+    assert log.count("rank 0/2 starting") >= 2, "it ran again, from the start"
+    assert not (job.paths.job_dir / "checkpoint.0.pkl").exists()

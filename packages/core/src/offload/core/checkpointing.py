@@ -15,7 +15,8 @@ offload-helpers). It is called, in every rank, with the job's arguments when:
 
 When the job starts again, each rank runs its ``checkpoint.<rank>.pkl`` instead of the original
 submission. A callable without ``checkpoint`` is not checkpointed: on the checkpoint signal it
-runs on (and a time limit ends it), and ``SIGTERM`` stops it at once.
+runs on (and a time limit ends it), and ``SIGTERM`` stops it at once, or, where the backend says
+that ``SIGTERM`` may be a preemption (:data:`SIGTERM_WAITS`), lets the scheduler stop it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ REQUEUES_FILE = "requeues.json"
 RESTART_MARKER = "awaiting-restart"
 """Left in the job's folder by a job that checkpointed and waits to start again: a backend
 whose scheduler delays requeued jobs may let it start at once (then it removes the file)."""
+SIGTERM_WAITS = "OFFLOAD_SIGTERM_WAITS"
+"""Set to ``1`` by a backend whose scheduler sends ``SIGTERM`` on preemption and requeues the job
+only if it is still running when its grace time ends (Slurm): then no rank ends on ``SIGTERM``;
+each waits for the scheduler's kill."""
 CHECKPOINT_AT = "OFFLOAD_CHECKPOINT_AT"
 """Environment variable a backend may set in the job: the time (seconds since the epoch) at
 which to checkpoint. A checkpoint signal that comes earlier (schedulers check time limits on a
@@ -169,6 +174,18 @@ class CheckpointGuard:
     def _stopped(self) -> None:
         rank = self.environment.global_rank
         if not self.checkpointable:
+            if os.environ.get(SIGTERM_WAITS) == "1":
+                # Ending now would end the job: a preempted job must outlive its grace time
+                # to be requeued (from scratch, as nothing was saved).
+                logger.info(
+                    "rank %d got SIGTERM (preempted or cancelled) and is not checkpointable: "
+                    "waiting for the scheduler to stop it",
+                    rank,
+                )
+                if rank == 0:
+                    (self.paths.job_dir / RESTART_MARKER).touch()
+                self._wait_to_be_stopped()
+                return
             logger.info("rank %d got SIGTERM and is not checkpointable: stopping", rank)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
