@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,30 @@ def tests(session: nox.Session) -> None:
     )  # fmt: skip
     args = session.posargs or ["tests/"]
     session.run("pytest", "--durations=10", *args)
+
+
+def _slurm_answers() -> bool:
+    try:
+        sinfo = subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return sinfo.returncode == 0
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """offload against submitit on the live Slurm test cluster; prints a table (see
+    docs/benchmarks.md). Starts the cluster when none answers and this runs as root.
+
+    Arguments after -- go to benchmarks/bench.py: ``nox -s bench -- --repeat 5 --only 1,3``.
+    """
+    _install_monorepo(session, editable=False)
+    session.install("-r", str(REQUIREMENTS / "bench.txt"))
+    if not _slurm_answers():
+        if os.geteuid() != 0:
+            session.error("no Slurm cluster answers: start one with tools/slurm-test-cluster start")
+        session.run(str(ROOT / "tools" / "slurm-test-cluster"), "start", external=True)
+    session.run("python", str(ROOT / "benchmarks" / "bench.py"), *session.posargs)
 
 
 @nox.session
