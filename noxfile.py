@@ -148,8 +148,8 @@ def _slurm_answers() -> bool:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """offload against submitit on the live Slurm test cluster; prints a table (see
-    docs/benchmarks.md). Starts the cluster when none answers and this runs as root.
+    """offload against submitit on the live Slurm test cluster; prints a table (the workloads
+    are described in benchmarks/bench.py). Starts the cluster when none answers, as root.
 
     Arguments after -- go to benchmarks/bench.py: ``nox -s bench -- --repeat 5 --only 1,3``.
     """
