@@ -114,13 +114,15 @@ def test_an_early_checkpoint_signal_waits_for_the_planned_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Schedulers check time limits on a coarse cycle; the runner checkpoints when planned."""
-    executor = LocalExecutor(tmp_path / "jobs", timeout_min=1)
-    executor.update_parameters(
-        env_vars={"OFFLOAD_CHECKPOINT_AT": str(time.time() + 4)}, signal_delay_s=58
+    # 12 s limit, signal 6 s before it: the signal comes 6 s in, 3 s before the planned time
+    planned = time.time() + 9
+    executor = LocalExecutor(
+        tmp_path / "jobs",
+        timeout_min=0.2,
+        signal_delay_s=6,
+        env_vars={"OFFLOAD_CHECKPOINT_AT": str(planned)},
     )
-    planned = time.time() + 4
-    executor.update_parameters(env_vars={"OFFLOAD_CHECKPOINT_AT": str(planned)})
-    job = executor.submit(CountTo(step=0.1), 100)  # the first signal comes after 2 s
+    job = executor.submit(CountTo(step=0.1), 100)
     result = job.result(timeout=TIMEOUT)
     assert result["total"] == 100 and result["starts"] >= 2
     log = (job.stderr() or "").splitlines()

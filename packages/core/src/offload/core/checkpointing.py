@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -40,6 +41,7 @@ from .submission import DelayedSubmission
 logger = logging.getLogger("offload.core.checkpointing")
 
 DEFAULT_SIGNAL = "USR2"
+DEFAULT_SIGNAL_DELAY = 90.0
 DEFAULT_MAX_NUM_TIMEOUT = 3
 RANKS_WAIT = 120.0
 """Seconds rank 0 waits for the other ranks' checkpoints before requeueing anyway."""
@@ -84,6 +86,21 @@ def signal_named(name: str) -> signal.Signals:
         return signal.Signals[text if text.startswith("SIG") else "SIG" + text]
     except KeyError:
         raise ValueError(f"{name!r} is not a signal name (like 'USR2' or 'SIGUSR1')") from None
+
+
+def signal_delay(parameters: Mapping[str, Any]) -> float:
+    """Seconds before the time limit at which a backend sends the checkpoint signal:
+    ``signal_delay_s`` (default 90), but at most half of ``timeout_min`` when that is set, so
+    that a short job still gets work done between two checkpoints."""
+    delay = float(parameters.get("signal_delay_s", DEFAULT_SIGNAL_DELAY))
+    if parameters.get("timeout_min"):
+        delay = min(delay, float(parameters["timeout_min"]) * 60 / 2)
+    return delay
+
+
+def checkpoint_signal(parameters: Mapping[str, Any]) -> signal.Signals:
+    """The checkpoint signal the job parameters ask for (``checkpoint_signal``, default USR2)."""
+    return signal_named(str(parameters.get("checkpoint_signal", DEFAULT_SIGNAL)))
 
 
 def checkpoint_path(paths: JobPaths, rank: int) -> Path:

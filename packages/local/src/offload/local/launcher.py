@@ -24,8 +24,6 @@ from .gpus import GpuPool, visible_gpus
 logger = logging.getLogger("offload.local")
 
 CANCEL_MARKER = "local-cancelled"
-DEFAULT_SIGNAL_DELAY = 90.0
-"""Seconds before the time limit at which ranks get the checkpoint signal (``signal_delay_s``)."""
 
 
 @dataclass
@@ -41,21 +39,13 @@ class _Launch:
 
 
 def _limits(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The supervisor's time limit and checkpoint signal, from the job's parameters.
-
-    The checkpoint signal comes ``signal_delay_s`` (default 90) seconds before the time limit,
-    or half-way through it when the limit is shorter than that.
-    """
+    """The supervisor's time limit and checkpoint signal, from the job's parameters."""
     timeout_min = parameters.get("timeout_min")
     timeout = float(timeout_min) * 60 if timeout_min else None
-    delay = float(parameters.get("signal_delay_s", DEFAULT_SIGNAL_DELAY))
-    if timeout and delay >= timeout:
-        delay = timeout / 2
-    name = parameters.get("checkpoint_signal", checkpointing.DEFAULT_SIGNAL)
     return {
         "timeout": timeout,
-        "signal_delay": delay if timeout else 0.0,
-        "checkpoint_signal": int(checkpointing.signal_named(name)),
+        "signal_delay": checkpointing.signal_delay(parameters) if timeout else 0.0,
+        "checkpoint_signal": int(checkpointing.checkpoint_signal(parameters)),
     }
 
 

@@ -7,8 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from offload.core import Parameter
-from offload.core.checkpointing import DEFAULT_SIGNAL, signal_named
+from offload.core import Parameter, checkpointing
 from offload.core.parameters import positive, single_line
 
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
@@ -151,22 +150,10 @@ _DIRECT = {
 }
 
 
-DEFAULT_SIGNAL_DELAY = 90
-"""Seconds before the time limit at which the ranks get the checkpoint signal."""
-
-
 def signal_delay(parameters: Mapping[str, Any]) -> int:
-    """``signal_delay_s`` in whole seconds, at most half of ``timeout_min`` when that is set."""
-    delay = float(parameters.get("signal_delay_s", DEFAULT_SIGNAL_DELAY))
-    if "timeout_min" in parameters:
-        delay = min(delay, parameters["timeout_min"] * 60 / 2)
-    return max(1, math.ceil(delay))
-
-
-def checkpoint_signal_name(parameters: Mapping[str, Any]) -> str:
-    """The checkpoint signal as sbatch names it: ``"USR2"``."""
-    number = signal_named(parameters.get("checkpoint_signal", DEFAULT_SIGNAL))
-    return number.name.removeprefix("SIG")
+    """The checkpoint signal's delay (see :func:`offload.core.checkpointing.signal_delay`) in
+    whole seconds, as ``--signal`` takes it."""
+    return max(1, math.ceil(checkpointing.signal_delay(parameters)))
 
 
 def sbatch_options(parameters: Mapping[str, Any]) -> dict[str, str | None]:
@@ -191,7 +178,8 @@ def sbatch_options(parameters: Mapping[str, Any]) -> dict[str, str | None]:
         options["time"] = format_time(parameters["timeout_min"])
     # The checkpoint signal goes to every rank (srun's tasks, not the batch shell) before the
     # time limit; --requeue lets a preempted job, or one that checkpointed, run again.
-    options["signal"] = f"{checkpoint_signal_name(parameters)}@{signal_delay(parameters)}"
+    name = checkpointing.checkpoint_signal(parameters).name.removeprefix("SIG")
+    options["signal"] = f"{name}@{signal_delay(parameters)}"
     options["requeue"] = None
     for name, option in _DIRECT.items():
         if name in parameters:
