@@ -91,7 +91,7 @@ def test_attach_in_this_process_reads_the_result(executor):
 
 def test_wait_times_out_with_a_clear_message(executor):
     job = executor.submit(sleep_then, 30, "late")
-    with pytest.raises(TimeoutError, match=r"still waiting after 0.3 s"):
+    with pytest.raises(TimeoutError, match=r"1 of 1 job\(s\) still unfinished after 0.3 s"):
         job.wait(timeout=0.3)
     job.cancel()
 

@@ -61,7 +61,7 @@ def test_timeout_names_the_jobs_left(executor, tmp_path):
     fast = executor.submit(square, 2)
     slow = executor.submit(wait_for_file, tmp_path / "never", None)
     seen = []
-    with pytest.raises(TimeoutError, match=r"1 of 2 jobs still unfinished after 2 s") as raised:
+    with pytest.raises(TimeoutError, match=r"1 of 2 job\(s\) still unfinished after 2 s") as raised:
         for job in as_completed([slow, fast], timeout=2):
             seen.append(job)
     assert seen == [fast]

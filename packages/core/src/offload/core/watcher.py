@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .states import JobState, JobStatus
 
@@ -31,6 +31,9 @@ class Waitable(Protocol):
     def finished(self) -> bool: ...
 
     def describe(self) -> str: ...
+
+
+W = TypeVar("W", bound=Waitable)
 
 
 class StatusWatcher:
@@ -117,29 +120,55 @@ class StatusWatcher:
 
         Raises ``TimeoutError`` after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        tick = FIRST_TICK
-        longest_tick = min(1.0, self.backend.spec.poll_interval[1])
-        seen = -1
-        while True:
-            finished = [job for job in jobs if job.finished()]
-            if len(finished) == len(jobs) or (first and finished):
-                return finished
-            changed = self.refresh()
-            if changed or len(finished) != seen:
-                seen = len(finished)
-                tick = FIRST_TICK
-                if changed:
-                    continue
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    left = [job.describe() for job in jobs if job not in finished]
-                    raise TimeoutError(
-                        f"still waiting after {timeout} s for: {', '.join(left[:5])}"
-                        + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-                    )
-                time.sleep(min(tick, remaining))
-            else:
-                time.sleep(tick)
-            tick = min(longest_tick, tick * BACKOFF)
+        finished: list[Waitable] = []
+        for batch in iter_finished(jobs, [self], timeout):
+            finished += batch
+            if first and finished:
+                break
+        return finished
+
+
+def iter_finished(
+    jobs: Sequence[W], watchers: Sequence[StatusWatcher], timeout: float | None = None
+) -> Iterator[list[W]]:
+    """Wait for ``jobs`` (of the backends of ``watchers``); yield them as they finish.
+
+    Each item is the list of jobs found finished since the previous one (each job comes once);
+    an empty list means that states changed but no job finished (for progress displays). Ends
+    when every job has finished; raises ``TimeoutError`` after ``timeout`` seconds.
+
+    Every tick checks the result files of the jobs left (a few ``stat`` calls each) and lets
+    each watcher ask its backend about all its jobs in one query, when one is due. Ticks start
+    at :data:`FIRST_TICK` and grow while nothing happens, up to a second (or the shortest
+    ``poll_interval`` maximum), so waiting on thousands of jobs is no busy loop.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    longest = min([1.0, *(w.backend.spec.poll_interval[1] for w in watchers)])
+    left = list(jobs)
+    tick = FIRST_TICK
+    while left:
+        done = [job for job in left if job.finished()]
+        if done:
+            ended = {id(job) for job in done}
+            left = [job for job in left if id(job) not in ended]
+            tick = FIRST_TICK
+            yield done
+            if not left:
+                return
+        if any([watcher.refresh() for watcher in watchers]):  # every watcher, no short cut
+            tick = FIRST_TICK
+            yield []
+            continue
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                names = ", ".join(job.describe() for job in left[:5])
+                more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+                raise TimeoutError(
+                    f"{len(left)} of {len(jobs)} job(s) still unfinished after {timeout} s: "
+                    f"{names}{more}"
+                )
+            time.sleep(min(tick, remaining))
+        else:
+            time.sleep(tick)
+        tick = min(longest, tick * BACKOFF)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from offload.core.job import Job
 from offload.core.states import JobState
-from offload.core.watcher import BACKOFF, FIRST_TICK
+from offload.core.watcher import iter_finished
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -161,10 +161,9 @@ def as_completed(
     left (the jobs go on). ``progress=True`` shows a :class:`JobProgress` on stderr while the
     loop runs; pass a :class:`JobProgress` to choose its console.
 
-    Every tick checks the result files of the jobs left (a few ``stat`` calls each) and lets
-    each backend's status watcher (one per backend, shared by the whole process) ask about all
-    its jobs in one query, when one is due. The ticks grow longer while nothing happens, as in
-    :meth:`Job.wait`, so thousands of jobs cost no busy loop.
+    Waiting is :func:`offload.core.watcher.iter_finished`, as for :meth:`Job.wait`: result files
+    first, and one status query per backend when one is due, so thousands of jobs cost no busy
+    loop.
     """
     unique = list(dict.fromkeys(jobs))
     for job in unique:
@@ -176,53 +175,23 @@ def _as_completed(
     unique: list[J], timeout: float | None, progress: bool | JobProgress
 ) -> Iterator[J]:
     watchers = list({id(w): w for w in map(_watcher, unique)}.values())
-    highest = min((w.backend.spec.poll_interval[1] for w in watchers), default=1.0)
-    longest_tick = min(1.0, max(FIRST_TICK, highest))
-    display = progress if isinstance(progress, JobProgress) else None
-    if progress is True:
-        display = JobProgress()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    left = unique
+    display = JobProgress() if progress is True else progress or None
     done = failed = 0
-    tick = FIRST_TICK
+    left = {id(job): job for job in unique}
     if display is not None:
         display.start(len(unique))
     try:
-        while left:
-            finished = [job for job in left if job.finished()]
-            if finished:
-                ended = {id(job) for job in finished}
-                left = [job for job in left if id(job) not in ended]
-            changed = any([watcher.refresh() for watcher in watchers])
+        for finished in iter_finished(unique, watchers, timeout):
             for job in finished:
+                del left[id(job)]
                 if display is not None:
                     if _failed(job):
                         failed += 1
                     else:
                         done += 1
-                    display.update(_counts(left, done, failed))
-                yield job
-            if not left:
-                break
-            if changed and display is not None:
-                display.update(_counts(left, done, failed))
-            if changed or finished:
-                tick = FIRST_TICK
-                if changed:
-                    continue
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    names = ", ".join(job.describe() for job in left[:5])
-                    more = f" and {len(left) - 5} more" if len(left) > 5 else ""
-                    raise TimeoutError(
-                        f"{len(left)} of {len(unique)} jobs still unfinished after {timeout} s: "
-                        f"{names}{more}"
-                    )
-                time.sleep(min(tick, remaining))
-            else:
-                time.sleep(tick)
-            tick = min(longest_tick, tick * BACKOFF)
+            if display is not None:
+                display.update(_counts(list(left.values()), done, failed))
+            yield from finished
     finally:
         if display is not None:
             display.stop()
