@@ -9,9 +9,9 @@ Names are imported on first use, so that the job-side runner starts fast.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from .lazy import lazy_exports
 from .version import __version__
 
 _LOCATIONS = {
@@ -70,18 +70,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LOCATIONS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offload.core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
-
+__getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS, __all__)
 
 if TYPE_CHECKING:
     from .backend import BackendSpec, JobRef, LaunchRequest

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from offload.core.lazy import lazy_exports
+
 from .version import __version__
 
 __all__ = ["DebugExecutor", "LocalExecutor", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("LocalExecutor", "DebugExecutor"):
-        from . import executors
-
-        return getattr(executors, name)
-    raise AttributeError(f"module 'offload.local' has no attribute {name!r}")
-
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"LocalExecutor": "executors", "DebugExecutor": "executors"}, __all__
+)
 
 if TYPE_CHECKING:
     from .executors import DebugExecutor, LocalExecutor

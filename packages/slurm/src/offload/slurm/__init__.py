@@ -14,8 +14,9 @@ is available. Names are imported on first use, so that a job's ranks start fast.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from offload.core.lazy import lazy_exports
 
 from .version import __version__
 
@@ -37,12 +38,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LOCATIONS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offload.slurm' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
+__getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS, __all__)
 
 if TYPE_CHECKING:
     from .commands import SlurmCommandError
