@@ -93,7 +93,6 @@ def test_sacct_answers_alone_when_it_knows_every_job(scheduler, refs):
         "-P",
         "--format=JobID,State,ExitCode,Reason",
     ]
-    assert reader.calls == 1
     assert reader.uses_sacct
 
 
@@ -142,7 +141,6 @@ def test_ids_are_passed_in_chunks(scheduler, refs, monkeypatch):
     assert len(chunks) == 3  # 6 distinct ids (1..5 and the array 6), 2 per call
     assert all(len(chunk) <= 2 for chunk in chunks)
     assert sorted(id_ for chunk in chunks for id_ in chunk) == ["1", "2", "3", "4", "5", "6"]
-    assert reader.calls == 3
     assert scheduler.commands() == ["sacct"] * 3  # every job answered: squeue is not asked
     assert sorted(answer) == ["1", "2", "3", "4", "5", "6_0", "6_1"]
     assert answer["6_1"].state is JobState.PENDING
@@ -180,7 +178,6 @@ def test_accounting_disabled_switches_to_squeue_for_good(scheduler, refs):
     reader.statuses(wanted)
     reader.statuses(wanted)
     assert scheduler.commands() == ["sacct", "squeue", "squeue", "squeue"]
-    assert reader.calls == 4
 
 
 def test_squeue_only_judges_jobs_it_no_longer_lists_by_their_files(scheduler, refs):

@@ -69,13 +69,24 @@ def command_timeout() -> float:
         return DEFAULT_TIMEOUT
 
 
-def run(args: Sequence[str], *, timeout: float | None = None) -> str:
-    """Run a Slurm command; return its stdout, or raise :class:`SlurmCommandError`."""
+def execute(
+    args: Sequence[str], *, timeout: float | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm command and return how it ended, whatever its exit code.
+
+    Raises :class:`SlurmCommandError` only when it could not run: not on ``PATH``, not
+    runnable, or no answer within the time limit.
+    """
     limit = command_timeout() if timeout is None else timeout
     started = time.perf_counter()
     try:
         finished = subprocess.run(
-            list(args), capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
         )
     except FileNotFoundError:
         raise SlurmCommandError(
@@ -91,6 +102,12 @@ def run(args: Sequence[str], *, timeout: float | None = None) -> str:
         finished.returncode,
         time.perf_counter() - started,
     )
+    return finished
+
+
+def run(args: Sequence[str], *, timeout: float | None = None) -> str:
+    """Run a Slurm command; return its stdout, or raise :class:`SlurmCommandError`."""
+    finished = execute(args, timeout=timeout)
     if finished.returncode != 0:
         raise SlurmCommandError(args, finished.stderr or finished.stdout, finished.returncode)
     return finished.stdout

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 
 from offload.core import Executor, OffloadError
 
-from .commands import command_timeout
+from . import commands
+from .commands import SlurmCommandError
 from .environment import NAME
 from .submit import scripts_for
 
@@ -60,16 +60,7 @@ def preview(executor: Executor, num_jobs: int = 1, *, test_only: bool = False) -
 def _test_only(text: str) -> tuple[str, bool]:
     """sbatch --test-only on a script given on stdin: its message, and whether it passed."""
     try:
-        finished = subprocess.run(
-            ["sbatch", "--test-only"],
-            input=text,
-            capture_output=True,
-            text=True,
-            timeout=command_timeout(),
-        )
-    except FileNotFoundError:
-        return "sbatch is not on PATH", False
-    except subprocess.TimeoutExpired:
-        return f"sbatch --test-only gave no answer within {command_timeout():g} s", False
-    message = (finished.stderr + finished.stdout).strip()
-    return message, finished.returncode == 0
+        finished = commands.execute(["sbatch", "--test-only"], input=text)
+    except SlurmCommandError as error:
+        return error.message, False
+    return (finished.stderr + finished.stdout).strip(), finished.returncode == 0

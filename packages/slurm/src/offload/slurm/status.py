@@ -102,8 +102,6 @@ class StatusReader:
         self._accounting: bool | None = None  # None: not known yet, sacct is tried
         self._lock = threading.Lock()
         self._seen_started: set[str] = set()  # ids squeue showed past PENDING
-        self.calls = 0
-        """Scheduler calls made (sacct and squeue), for tests and benchmarks."""
 
     @property
     def uses_sacct(self) -> bool:
@@ -111,49 +109,35 @@ class StatusReader:
 
     def statuses(self, refs: Sequence[JobRef]) -> dict[str, JobStatus]:
         """The status of each job in ``refs`` that Slurm could tell; never raises for a
-        scheduler failure (the jobs are left out, and asked about at the next poll)."""
-        wanted = [ref.job_id for ref in refs]
-        listed_by_sacct, sacct_answered = (
-            self._from_sacct(wanted) if self.uses_sacct else ({}, True)
-        )
-        answer = {job_id: listed_by_sacct[job_id] for job_id in wanted if job_id in listed_by_sacct}
+        scheduler failure (the jobs are left out, and asked about at the next poll).
+
+        sacct answers first (when the cluster has accounting). squeue is asked only when sacct
+        left jobs out (their records reach the database a moment after sbatch returns) or
+        called some PREEMPTED (squeue tells whether they were requeued).
+        """
+        rows, sacct_answered = self._from_sacct(refs) if self.uses_sacct else ({}, True)
+        answer = {ref.job_id: rows[ref.job_id] for ref in refs if ref.job_id in rows}
         missing = [ref for ref in refs if ref.job_id not in answer]
-        preempted = [j for j in answer if answer[j].state is JobState.PREEMPTED]
+        preempted = [job_id for job_id, s in answer.items() if s.state is JobState.PREEMPTED]
         if missing or preempted:
-            self._ask_squeue(refs, answer, missing, preempted, listed_by_sacct, sacct_answered)
+            queued = self._from_squeue()
+            for job_id in preempted:
+                answer[job_id] = _after_preemption(job_id, queued)
+            if queued is not None:
+                self._seen_started.update(
+                    ref.job_id
+                    for ref in refs
+                    if ref.job_id in queued and queued[ref.job_id].state is not JobState.PENDING
+                )
+                known = {**rows, **queued}
+                arrays = {array_id(job_id) for job_id in known if "_" in job_id}
+                for ref in missing:
+                    if ref.job_id in queued:
+                        answer[ref.job_id] = queued[ref.job_id]
+                    elif sacct_answered:  # after a sacct failure, wait for it rather than guess
+                        answer[ref.job_id] = self._vanished(ref, known, arrays)
         self._release_checkpointed(refs, answer)
         return answer
-
-    def _ask_squeue(
-        self,
-        refs: Sequence[JobRef],
-        answer: dict[str, JobStatus],
-        missing: Sequence[JobRef],
-        preempted: Sequence[str],
-        listed_by_sacct: dict[str, JobStatus],
-        sacct_answered: bool,
-    ) -> None:
-        """Complete ``answer`` with squeue: jobs sacct does not list, and preempted ones."""
-        wanted = [ref.job_id for ref in refs]
-        queued = self._from_squeue()
-        if queued is not None:
-            self._seen_started.update(
-                job_id
-                for job_id in wanted
-                if job_id in queued and queued[job_id].state is not JobState.PENDING
-            )
-            # When sacct failed for a moment, a job squeue forgot may have ended in any state:
-            # wait for sacct rather than guess.
-            judge = sacct_answered or not self.uses_sacct
-            known = {**listed_by_sacct, **queued}
-            for ref in missing:
-                listed = queued.get(ref.job_id)
-                if listed is not None:
-                    answer[ref.job_id] = listed
-                elif judge:
-                    answer[ref.job_id] = self._vanished(ref, known)
-        for job_id in preempted:
-            answer[job_id] = _after_preemption(job_id, queued)
 
     def _release_checkpointed(self, refs: Sequence[JobRef], answer: dict[str, JobStatus]) -> None:
         """Let requeued jobs that saved a checkpoint start again at once.
@@ -175,13 +159,12 @@ class StatusReader:
                 continue  # the nodes refuse a restart until the old run's credential expired
             marker.unlink(missing_ok=True)
             try:
-                self.calls += 1
                 commands.run(["scontrol", "update", f"JobId={ref.job_id}", "StartTime=now"])
                 logger.info("job %s checkpointed and was requeued: may start at once", ref.job_id)
             except SlurmCommandError as error:
                 logger.warning("could not let job %s start at once: %s", ref.job_id, error)
 
-    def _vanished(self, ref: JobRef, known: dict[str, JobStatus]) -> JobStatus:
+    def _vanished(self, ref: JobRef, known: dict[str, JobStatus], arrays: set[str]) -> JobStatus:
         """A job that neither sacct nor squeue lists, judged by its files and its array.
 
         After ``sbatch`` returns, a live job is always listed by squeue. It stops being listed
@@ -195,7 +178,7 @@ class StatusReader:
             whole = known.get(base)
             if whole is not None and whole.state.is_terminal:
                 return whole  # the whole array ended (cancelled) before this element started
-            if any(job_id.startswith(base + "_") for job_id in known):
+            if base in arrays:  # its array is still known: this element was dropped from it
                 return JobStatus(
                     JobState.CANCELLED, "REMOVED", "removed from its array before it started"
                 )
@@ -203,14 +186,13 @@ class StatusReader:
             JobState.FAILED, "ENDED", "no longer listed by Slurm, and no result was written"
         )
 
-    def _from_sacct(self, wanted: Sequence[str]) -> tuple[dict[str, JobStatus], bool]:
-        """sacct's rows for the arrays and jobs of ``wanted``, and whether every call worked."""
-        ids = sorted({array_id(job_id) for job_id in wanted})
+    def _from_sacct(self, refs: Sequence[JobRef]) -> tuple[dict[str, JobStatus], bool]:
+        """sacct's rows for the arrays and jobs of ``refs``, and whether every call worked."""
+        ids = sorted({array_id(ref.job_id) for ref in refs})
         found: dict[str, JobStatus] = {}
         for chunk in _chunks(ids):
             args = ["sacct", "-X", "-n", "-P", "--format=JobID,State,ExitCode,Reason"]
             try:
-                self.calls += 1
                 output = commands.run([*args, "-j", ",".join(chunk)])
             except SlurmCommandError as error:
                 if _ACCOUNTING_OFF in error.message.lower():
@@ -231,7 +213,6 @@ class StatusReader:
         or ``None`` when it could not be asked."""
         args = ["squeue", "--array", "--noheader", "--states=all", "--format=%i|%T|%r"]
         try:
-            self.calls += 1
             return parse_squeue(commands.run([*args, f"--user={os.getuid()}"]))
         except SlurmCommandError as error:
             logger.warning("squeue failed, will ask again: %s", error)

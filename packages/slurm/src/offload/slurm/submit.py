@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from offload.core import JobRef, LaunchRequest, SubmissionError
+from offload.core.serialization import atomic_writer
 
 from . import cluster, commands
 from .commands import SlurmCommandError
@@ -26,11 +27,8 @@ def scripts_for(request: LaunchRequest) -> list[BatchScript]:
 
 def write_script(script: BatchScript) -> None:
     """Write the script next to the jobs, private to its owner, atomically."""
-    temporary = script.path.with_name(f".{script.path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
-    with os.fdopen(descriptor, "w") as stream:
-        stream.write(script.text)
-    os.replace(temporary, script.path)
+    with atomic_writer(script.path, mode=0o700) as stream:  # executable, to run it by hand
+        stream.write(script.text.encode())
 
 
 def parse_job_id(output: str) -> str:
@@ -77,7 +75,9 @@ def submit(request: LaunchRequest) -> list[str]:
             except Exception as error:  # keep the submission error; say what is left over
                 logger.error("could not cancel %s (%s): cancel them with scancel", submitted, error)
         raise
-    logger.debug("sbatch took %s for %d job(s)", ",".join(submitted), len(ids))
+    logger.debug(
+        "submitted %d job(s) in %d sbatch call(s): %s", len(ids), len(submitted), submitted
+    )
     return ids
 
 
