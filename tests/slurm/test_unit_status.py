@@ -303,18 +303,21 @@ def test_no_jobs_asks_nothing(scheduler):
 
 def test_a_requeued_job_that_checkpointed_may_start_at_once(scheduler, refs):
     """Slurm holds requeued jobs for minutes; the marker a checkpointed job leaves lifts that."""
-    scheduler.answers["sacct"] = "31|PENDING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
+    scheduler.answers["sacct"] = "31|RUNNING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
     scheduler.answers["scontrol"] = ""
     waiting, plain, running = refs("31", "32", "33")
+    reader = StatusReader()
+    reader.statuses([waiting, plain, running])  # 31 and 33 run; 32 never started
+    scheduler.answers["sacct"] = "31|PENDING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
     marker = waiting.paths.job_dir / "awaiting-restart"
     marker.touch()
-    reader = StatusReader()
     reader.statuses([waiting])
     assert "scontrol" not in scheduler.commands(), "not within seconds of the requeue"
     old = time.time() - 10
     os.utime(marker, (old, old))
-    (running.paths.job_dir / "awaiting-restart").touch()  # not pending yet: left for later
-    os.utime(running.paths.job_dir / "awaiting-restart", (old, old))
+    for job in (plain, running):  # never ran; running: not pending yet, left for later
+        (job.paths.job_dir / "awaiting-restart").touch()
+        os.utime(job.paths.job_dir / "awaiting-restart", (old, old))
     reader.statuses([waiting, plain, running])
     updates = [call for call in scheduler.calls if call[0] == "scontrol"]
     assert updates == [["scontrol", "update", "JobId=31", "StartTime=now"]]

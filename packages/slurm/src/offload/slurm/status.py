@@ -101,7 +101,7 @@ class StatusReader:
     def __init__(self) -> None:
         self._accounting: bool | None = None  # None: not known yet, sacct is tried
         self._lock = threading.Lock()
-        self._seen_started: set[str] = set()  # ids squeue showed past PENDING
+        self._seen_started: set[str] = set()  # ids once seen past PENDING
 
     @property
     def uses_sacct(self) -> bool:
@@ -124,11 +124,6 @@ class StatusReader:
             for job_id in preempted:
                 answer[job_id] = _after_preemption(job_id, queued)
             if queued is not None:
-                self._seen_started.update(
-                    ref.job_id
-                    for ref in refs
-                    if ref.job_id in queued and queued[ref.job_id].state is not JobState.PENDING
-                )
                 known = {**rows, **queued}
                 arrays = {array_id(job_id) for job_id in known if "_" in job_id}
                 for ref in missing:
@@ -136,6 +131,9 @@ class StatusReader:
                         answer[ref.job_id] = queued[ref.job_id]
                     elif sacct_answered:  # after a sacct failure, wait for it rather than guess
                         answer[ref.job_id] = self._vanished(ref, known, arrays)
+        self._seen_started.update(
+            job_id for job_id, status in answer.items() if status.state not in _NOT_STARTED
+        )
         self._release_checkpointed(refs, answer)
         return answer
 
@@ -150,6 +148,8 @@ class StatusReader:
             status = answer.get(ref.job_id)
             if status is None or status.state not in (JobState.PENDING, JobState.REQUEUED):
                 continue
+            if ref.job_id not in self._seen_started:
+                continue  # it never ran, so it was never requeued: no marker to look for
             marker = ref.paths.job_dir / RESTART_MARKER
             try:
                 age = time.time() - marker.stat().st_mtime
@@ -217,6 +217,9 @@ class StatusReader:
         except SlurmCommandError as error:
             logger.warning("squeue failed, will ask again: %s", error)
             return None
+
+
+_NOT_STARTED = frozenset({JobState.PENDING, JobState.UNKNOWN})
 
 
 def _after_preemption(job_id: str, queued: dict[str, JobStatus] | None) -> JobStatus:
