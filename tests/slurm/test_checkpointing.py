@@ -39,20 +39,24 @@ class CountTo:
         return DelayedSubmission(self, target)
 
 
-def test_a_job_needing_two_minutes_finishes_through_time_limit_requeues(tmp_path: Path) -> None:
+def test_jobs_needing_two_minutes_finish_through_time_limit_requeues(tmp_path: Path) -> None:
+    """Two array elements of two ranks each: every rank checkpoints before each requeue, and
+    array elements are requeued (and let start again) by their own ids."""
     # checkpoints 40 s into each run: three runs or so for 110 s of work
-    executor = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=20)
-    job = executor.submit(CountTo(step=1.0), 110)
-    result = job.result(timeout=WAIT)
-    assert result["total"] == 110, "the result of an uninterrupted run"
-    assert result["starts"] >= 2
-    assert "resumes from its checkpoint" in (job.stderr() or "")
+    executor = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=20, tasks_per_node=2)
+    jobs = executor.map_array(CountTo(step=1.0), [110, 110])
+    for job in jobs:
+        results = job.results(timeout=WAIT)
+        assert [r["total"] for r in results] == [110, 110], "the result of an uninterrupted run"
+        assert all(r["starts"] >= 2 for r in results), "each rank resumed from its checkpoint"
+        assert "rank 1 resumes from its checkpoint" in (job.task(1).stderr() or "")
+        assert (job.paths.job_dir / "checkpoint.1.pkl").exists()
     shown = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-j", job.job_id, "--format=State"],
+        ["sacct", "-n", "-X", "-P", "-j", jobs[0].job_id.split("_")[0], "--format=JobID,State"],
         capture_output=True,
         text=True,
     ).stdout
-    assert "COMPLETED" in shown
+    assert sorted(shown.split()) == sorted(f"{job.job_id}|COMPLETED" for job in jobs), shown
 
 
 def test_running_out_of_requeues_is_a_clear_error(tmp_path: Path) -> None:
