@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads
 from counting import CallCounter
+
+PENDING_JOBS = 2000
+WINDOW = 60.0
+"""Seconds workload 6 waits on its pending jobs."""
 
 
 @dataclass
@@ -45,11 +50,13 @@ class Measure:
         return totals[len(totals) // 2] if totals else 0
 
 
-@dataclass
-class Row:
-    workload: str
-    contenders: dict[str, Measure]
+@dataclass(frozen=True)
+class Workload:
+    number: int
+    title: str
+    contenders: dict[str, Callable[[Path], float]]
     unit: str = "s"
+    once: bool = False  # a long measurement, run once whatever --repeat says
 
 
 def measure(
@@ -69,34 +76,66 @@ def measure(
 
 
 def waiting_on_pending(make: Callable[[Path], Any], folder: Path, counter: CallCounter) -> float:
-    """Workload 6: wait 60 s on 2,000 held jobs; returns the client's CPU share (in %)."""
+    """Workload 6: 2,000 held jobs, asked ``done()`` every second for a minute, as a caller
+    polling its jobs would. Returns the client's CPU share (%); the scheduler calls counted are
+    those of that minute only."""
     executor = make(folder)
-    if hasattr(executor, "update_parameters"):
-        try:
-            executor.update_parameters(slurm_additional_parameters={"hold": True})
-        except Exception:  # submitit's own spelling
-            executor.update_parameters(slurm_additional_parameters={"hold": ""})
-    jobs = []
-    for start in range(0, 2000, 1000):
-        jobs += executor.map_array(workloads.square, range(start, start + 1000))
-    counter.take()
+    executor.update_parameters(slurm_additional_parameters={"hold": True})
+    jobs = [
+        job
+        for start in range(0, PENDING_JOBS, 1000)  # two arrays: within MaxArraySize for both
+        for job in executor.map_array(workloads.square, range(start, start + 1000))
+    ]
+    counter.take()  # the submissions are not part of the minute
     cpu, started = workloads.cpu_seconds(), time.perf_counter()
-    deadline = started + 60
-    while time.perf_counter() < deadline:
-        if all(job.done() for job in jobs[:1]) and any(job.done() for job in jobs):
-            break
-        time.sleep(0.25)
+    while time.perf_counter() - started < WINDOW:
+        assert not any([job.done() for job in jobs])
+        time.sleep(1.0)
     share = 100 * (workloads.cpu_seconds() - cpu) / (time.perf_counter() - started)
+    calls = counter.take()
     arrays = sorted({str(job.job_id).split("_")[0] for job in jobs})
-    import subprocess
-
-    subprocess.run(["scancel", *arrays], check=False)
+    subprocess.run([counter.real["scancel"], *arrays], check=False)
+    counter.restore(calls)
     return share
+
+
+def plan(arguments: argparse.Namespace, counter: CallCounter) -> list[Workload]:
+    """Every workload: its contenders, each a function of a fresh folder returning seconds."""
+    w, size = workloads, arguments.megabytes
+    return [
+        Workload(1, f"{w.ARRAY_TASKS}-task array", {
+            "offload": lambda f: w.array_of_tasks(w.offload_slurm(f)),
+            "submitit": lambda f: w.array_of_tasks(w.submitit_slurm(f)),
+            "floor (bare sbatch)": w.bare_array_floor,
+        }),
+        Workload(2, f"{w.SEPARATE_JOBS} submits", {
+            "offload": lambda f: w.separate_jobs(w.offload_slurm(f)),
+            "submitit": lambda f: w.separate_jobs(w.submitit_slurm(f)),
+        }),
+        Workload(3, "one job", {
+            "offload": lambda f: w.one_job(w.offload_slurm(f)),
+            "submitit": lambda f: w.one_job(w.submitit_slurm(f)),
+        }),
+        Workload(4, f"{w.LOCAL_JOBS} local jobs", {
+            "offload": lambda f: w.separate_jobs(w.offload_local(f), w.LOCAL_JOBS),
+            "submitit": lambda f: w.separate_jobs(w.submitit_local(f), w.LOCAL_JOBS),
+            "ProcessPoolExecutor": lambda f: w.process_pool(),
+        }),
+        Workload(5, f"{size} MB result", {
+            "offload": lambda f: w.big_result(w.offload_local(f), size),
+            "submitit": lambda f: w.big_result(w.submitit_local(f), size),
+            "plain file I/O": lambda f: w.plain_file_io(f, size),
+        }),
+        Workload(6, f"{PENDING_JOBS} pending, 1 min", {
+            "offload": lambda f: waiting_on_pending(w.offload_slurm, f, counter),
+            "submitit": lambda f: waiting_on_pending(w.submitit_slurm, f, counter),
+        }, unit="% CPU", once=True),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="1,2,3,4,5,6", help="workload numbers, comma-separated")
@@ -107,131 +146,27 @@ def main(argv: list[str] | None = None) -> int:
     folder = arguments.folder or Path(tempfile.mkdtemp(prefix="offload-bench-"))
     counter = CallCounter(folder / "bin")
     counter.install()
-    rows: list[Row] = []
-    w = workloads
-
-    if 1 in wanted:
-        print(f"1. map_array of {w.ARRAY_TASKS} trivial tasks on Slurm", flush=True)
-        rows.append(
-            Row(
-                "1. array of 200",
-                measure(
-                    {
-                        "offload": lambda f: w.array_of_tasks(w.offload_slurm(f)),
-                        "submitit": lambda f: w.array_of_tasks(w.submitit_slurm(f)),
-                        "floor (bare sbatch)": lambda f: w.bare_array_floor(f),
-                    },
-                    arguments.repeat,
-                    folder,
-                    counter,
-                ),
-            )
-        )
-    if 2 in wanted:
-        print(f"2. {w.SEPARATE_JOBS} separate submits on Slurm", flush=True)
-        rows.append(
-            Row(
-                "2. 20 submits",
-                measure(
-                    {
-                        "offload": lambda f: w.separate_jobs(w.offload_slurm(f)),
-                        "submitit": lambda f: w.separate_jobs(w.submitit_slurm(f)),
-                    },
-                    arguments.repeat,
-                    folder,
-                    counter,
-                ),
-            )
-        )
-    if 3 in wanted:
-        print("3. one job, submit to result, on Slurm", flush=True)
-        rows.append(
-            Row(
-                "3. one job",
-                measure(
-                    {
-                        "offload": lambda f: w.one_job(w.offload_slurm(f)),
-                        "submitit": lambda f: w.one_job(w.submitit_slurm(f)),
-                    },
-                    arguments.repeat,
-                    folder,
-                    counter,
-                ),
-            )
-        )
-    if 4 in wanted:
-        print(f"4. {w.LOCAL_JOBS} jobs on the local machine", flush=True)
-        rows.append(
-            Row(
-                "4. 20 local jobs",
-                measure(
-                    {
-                        "offload": lambda f: w.separate_jobs(w.offload_local(f), w.LOCAL_JOBS),
-                        "submitit": lambda f: w.separate_jobs(w.submitit_local(f), w.LOCAL_JOBS),
-                        "ProcessPoolExecutor": lambda f: w.process_pool(),
-                    },
-                    arguments.repeat,
-                    folder,
-                    counter,
-                ),
-            )
-        )
-    if 5 in wanted:
-        size = arguments.megabytes
-        print(f"5. a {size} MB NumPy array returned by a local job", flush=True)
-        rows.append(
-            Row(
-                f"5. {size} MB result",
-                measure(
-                    {
-                        "offload": lambda f: w.big_result(w.offload_local(f), size),
-                        "submitit": lambda f: w.big_result(w.submitit_local(f), size),
-                        "plain file I/O": lambda f: (
-                            f.mkdir(parents=True),
-                            w.plain_file_io(f, size),
-                        )[1],
-                    },
-                    arguments.repeat,
-                    folder,
-                    counter,
-                ),
-            )
-        )
-    if 6 in wanted:
-        print("6. waiting 60 s on 2,000 pending jobs on Slurm (client CPU %)", flush=True)
-        rows.append(
-            Row(
-                "6. 2,000 pending",
-                measure(
-                    {
-                        "offload": lambda f: waiting_on_pending(w.offload_slurm, f, counter),
-                        "submitit": lambda f: waiting_on_pending(w.submitit_slurm, f, counter),
-                    },
-                    1,
-                    folder,
-                    counter,
-                ),
-                unit="% CPU",
-            )
-        )
-
+    rows = []
+    for workload in plan(arguments, counter):
+        if workload.number in wanted:
+            print(f"{workload.number}. {workload.title}", flush=True)
+            repeat = 1 if workload.once else arguments.repeat
+            rows.append((workload, measure(workload.contenders, repeat, folder, counter)))
     print_table(rows)
     return 0
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[tuple[Workload, dict[str, Measure]]]) -> None:
     print()
-    print(f"{'workload':<20} {'contender':<22} {'median':>10} {'vs offload':>11} {'calls':>6}")
-    print("-" * 73)
-    for row in rows:
-        base = row.contenders["offload"].median
-        for name, result in row.contenders.items():
+    print(f"{'workload':<24} {'contender':<22} {'median':>10} {'vs offload':>11} {'calls':>6}")
+    print("-" * 77)
+    for workload, results in rows:
+        base = results["offload"].median
+        for name, result in results.items():
             ratio = result.median / base if base else float("nan")
-            value = f"{result.median:.2f} {row.unit}"
-            print(
-                f"{row.workload:<20} {name:<22} {value:>10} {ratio:>10.2f}x "
-                f"{result.median_calls():>6}"
-            )
+            value = f"{result.median:.2f} {workload.unit}"
+            title = f"{workload.number}. {workload.title}"
+            print(f"{title:<24} {name:<22} {value:>10} {ratio:>10.2f}x {result.median_calls():>6}")
         print()
 
 

@@ -115,6 +115,7 @@ def plain_file_io(folder: Path, megabytes: int) -> float:
     import numpy
 
     value = big_array(megabytes)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "plain.bin"
     started = time.perf_counter()
     with open(path, "wb") as stream:
