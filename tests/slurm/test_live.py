@@ -326,4 +326,6 @@ def test_the_caller_waits_through_a_controller_outage(
         assert outage_ended.is_set(), "the result came after the controller was back"
     finally:
         restorer.join()
+    # The result file comes before the scheduler has seen the batch script end.
+    wait_for(lambda: job.state.is_terminal, what="a terminal state")
     assert job.state is JobState.COMPLETED
