@@ -153,6 +153,9 @@ def bench(session: nox.Session) -> None:
 
     Arguments after -- go to benchmarks/bench.py: ``nox -s bench -- --repeat 5 --only 1,3``.
     """
+    # Byte-compiled at install time, as pip installs packages for users (uv does not by default):
+    # each of the hundreds of job processes would otherwise compile offload and submitit again.
+    session.env["UV_COMPILE_BYTECODE"] = "1"
     _install_monorepo(session, editable=False)
     session.install("-r", str(REQUIREMENTS / "bench.txt"))
     if not _slurm_answers():

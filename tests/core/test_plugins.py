@@ -3,7 +3,8 @@
 import pluggy
 import pytest
 
-from offload.core import BackendNotFoundError, BackendSpec, hookimpl, plugins
+from offload.core import BackendNotFoundError, BackendSpec, JobEnvironment, hookimpl, plugins
+from offload.core.backend import PluginOrigin
 from offload.core.plugins import PluginManager
 
 
@@ -104,3 +105,47 @@ def test_the_plugin_manager_is_created_on_first_use_only():
     plugins.reset_plugin_manager()
     assert plugins._manager is None
     assert plugins.get_plugin_manager() is plugins.get_plugin_manager()
+
+
+@pytest.fixture
+def fresh_process_manager():
+    plugins.reset_plugin_manager()
+    yield
+    plugins.reset_plugin_manager()
+
+
+def test_backends_remember_the_module_of_their_plugin():
+    manager = PluginManager()
+    manager.load_entry_points()
+    assert manager.backend("local").plugin == PluginOrigin("local", "offload.local.local_plugin")
+
+
+def test_a_job_process_loads_only_its_own_plugin_until_another_backend_is_asked_for(
+    fresh_process_manager, monkeypatch
+):
+    def no_scan(group):
+        raise AssertionError("the job's process scanned the entry points")
+
+    monkeypatch.setattr(plugins, "entry_points", no_scan)
+    plugins.use_job_plugin(PluginOrigin("local", "offload.local.local_plugin"))
+    manager = plugins.get_plugin_manager()
+    assert [name for name, _ in manager.list_name_plugin()] == ["local"]
+    monkeypatch.setenv("OFFLOAD_LOCAL_JOB_ID", "7")  # what the local supervisor gives a rank
+    monkeypatch.setenv("OFFLOAD_LOCAL_RANK", "0")
+    monkeypatch.setenv("OFFLOAD_LOCAL_NUM_TASKS", "1")
+    assert JobEnvironment.current("local").job_id == "7"
+    monkeypatch.undo()
+    assert "debug" in manager.backends(), "asking for the backends loads the other plugins"
+
+
+def test_a_job_plugin_that_fails_to_import_is_reported(fresh_process_manager):
+    plugins.use_job_plugin(PluginOrigin("gone", "offload_no_such_module_anywhere"))
+    manager = plugins.get_plugin_manager()
+    assert "gone" in manager.failed
+    assert "local" in manager.backends()
+
+
+def test_a_job_plugin_is_not_forced_on_a_process_that_has_its_manager(fresh_process_manager):
+    existing = plugins.get_plugin_manager()
+    plugins.use_job_plugin(PluginOrigin("gone", "offload_no_such_module_anywhere"))
+    assert plugins.get_plugin_manager() is existing and "gone" not in existing.failed

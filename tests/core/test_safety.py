@@ -102,8 +102,8 @@ def test_attach_refuses_a_link_pointing_outside_the_folder(executor, tmp_path):
 
 def test_a_bad_job_id_from_a_backend_is_refused_before_linking(executor, monkeypatch):
     from offload.core import SubmissionError
-    from offload.local import local_plugin
+    from offload.local.launcher import LocalLauncher
 
-    monkeypatch.setattr(local_plugin.LocalLauncher, "submit", lambda self, request: ["../evil"])
+    monkeypatch.setattr(LocalLauncher, "submit", lambda self, request: ["../evil"])
     with pytest.raises(SubmissionError, match=r"bad id.*'\.\./evil'"):
         executor.submit(identity, 1)

@@ -110,11 +110,24 @@ class LaunchRequest:
         return [self.python, "-m", "offload.core.run", str(job_dir)]
 
 
+@dataclass(frozen=True)
+class PluginOrigin:
+    """The entry-point name and module of a plugin: enough for a job's process to load that
+    plugin alone, without scanning every installed distribution's entry points."""
+
+    name: str
+    module: str
+
+
 class Backend:
     """Core's handle on one backend: its spec, and calls into its hooks."""
 
-    def __init__(self, spec: BackendSpec, hook: pluggy.HookRelay) -> None:
+    def __init__(
+        self, spec: BackendSpec, hook: pluggy.HookRelay, plugin: PluginOrigin | None = None
+    ) -> None:
         self.spec = spec
+        self.plugin = plugin
+        """Where the plugin that declared this backend comes from, when it is a module."""
         self._hook = hook
         self._watcher: StatusWatcher | None = None
         self._watcher_lock = threading.Lock()

@@ -59,7 +59,11 @@ class JobEnvironment:
             return found
         from .plugins import get_plugin_manager
 
-        answers = get_plugin_manager().hook.offload_job_environment()
+        manager = get_plugin_manager()
+        answers = manager.hook.offload_job_environment()
+        if not any(backend in (None, answer.backend) for answer in answers):
+            manager.load_remaining_entry_points()  # a job's process knows its own plugin first
+            answers = manager.hook.offload_job_environment()
         for answer in answers:
             if backend in (None, answer.backend):
                 return answer  # type: ignore[no-any-return]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -158,6 +159,8 @@ class Executor:
             "checkpoint_signal": self._own.get("checkpoint_signal", DEFAULT_SIGNAL),
             "max_num_timeout": self._own.get("max_num_timeout", DEFAULT_MAX_NUM_TIMEOUT),
         }
+        if self._backend.plugin is not None:
+            metadata["plugin"] = dataclasses.asdict(self._backend.plugin)
         jobs = layout.create_group(self.folder, len(submissions), metadata)
         group_dir = jobs[0].group_dir
         try:

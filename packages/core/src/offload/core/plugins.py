@@ -4,20 +4,29 @@ Nothing is loaded at import time. The first call to :func:`get_plugin_manager` l
 point of the group, except those named in the ``OFFLOAD_DISABLE_PLUGINS`` environment variable
 (comma-separated entry-point names). A plugin that fails to import is logged and remembered with
 its error, so that asking for its backend explains what went wrong.
+
+A job's process starts with only the plugin that submitted the job (:func:`use_job_plugin`); the
+others are loaded when something asks for a backend.
 """
 
 from __future__ import annotations
 
 import logging
+import importlib
 import os
 import threading
-from importlib.metadata import entry_points
+import types
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from . import hookspecs
-from .backend import Backend, BackendSpec
+from .backend import Backend, BackendSpec, PluginOrigin
 from .errors import BackendNotFoundError, OffloadError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 logger = logging.getLogger("offload.core.plugins")
 
@@ -33,6 +42,7 @@ class PluginManager(pluggy.PluginManager):
         self.failed: dict[str, BaseException] = {}
         self._backends: dict[str, Backend] | None = None
         self._lock = threading.Lock()
+        self._entry_points_pending = False
 
     def load_entry_points(self) -> None:
         """Register every plugin of the ``offload`` entry-point group that is not disabled.
@@ -41,6 +51,7 @@ class PluginManager(pluggy.PluginManager):
         misspelled hook name, a wrong argument), is left out and remembered in :attr:`failed`;
         the other plugins work.
         """
+        self._entry_points_pending = False
         disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
         for name in disabled:
             self.set_blocked(name)
@@ -56,6 +67,13 @@ class PluginManager(pluggy.PluginManager):
                     self.unregister(name=entry_point.name)
                 self._fail(entry_point.name, f"{entry_point.value} failed to load", error)
         self.check_pending()
+
+    def load_remaining_entry_points(self) -> None:
+        """Load the entry points a job's manager left for later (see :func:`use_job_plugin`)."""
+        if self._entry_points_pending:
+            self.load_entry_points()
+            with self._lock:
+                self._backends = None  # declared again, with the plugins just loaded
 
     def _check_plugin(self, plugin: object) -> None:
         """Raise if ``plugin`` implements a hook that has no specification (a misspelling)."""
@@ -75,6 +93,7 @@ class PluginManager(pluggy.PluginManager):
         A plugin whose declaration fails, or that declares a name another plugin took first,
         is left out and remembered in :attr:`failed`.
         """
+        self.load_remaining_entry_points()
         with self._lock:
             if self._backends is None:
                 found: dict[str, Backend] = {}
@@ -101,7 +120,7 @@ class PluginManager(pluggy.PluginManager):
                     for spec in specs:
                         assert isinstance(spec, BackendSpec)
                         owners[spec.name] = plugin
-                        found[spec.name] = Backend(spec, self.hook)
+                        found[spec.name] = Backend(spec, self.hook, _origin(implementation))
                 self._backends = found
             return self._backends
 
@@ -128,6 +147,21 @@ class PluginManager(pluggy.PluginManager):
         return " ".join(parts)
 
 
+def entry_points(group: str) -> Sequence[EntryPoint]:
+    """The entry points of ``group`` (``importlib.metadata`` is imported only when needed: it and
+    the scan of every installed distribution are slow, and a job's process rarely needs them)."""
+    from importlib.metadata import entry_points as scan
+
+    return list(scan(group=group))
+
+
+def _origin(implementation: pluggy.HookImpl) -> PluginOrigin | None:
+    """The name and module of a plugin that is a module (the usual entry point), else ``None``."""
+    if isinstance(implementation.plugin, types.ModuleType):
+        return PluginOrigin(implementation.plugin_name, implementation.plugin.__name__)
+    return None
+
+
 def _hook_names() -> str:
     return ", ".join(name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_"))
 
@@ -145,6 +179,29 @@ def get_plugin_manager() -> PluginManager:
             manager.load_entry_points()
             _manager = manager
         return _manager
+
+
+def use_job_plugin(origin: PluginOrigin) -> None:
+    """In a job's process, start the process-wide manager with only the plugin that submitted the
+    job, imported from its module; the other entry points are loaded when a backend is asked for.
+
+    A job's runner needs one plugin's environment and requeue hooks: this spares every job the
+    scan of all installed distributions and the import of every backend. Does nothing when the
+    manager exists already (jobs run inside the submitting process).
+    """
+    global _manager
+    with _manager_lock:
+        if _manager is not None:
+            return
+        manager = PluginManager()
+        disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",")}
+        if origin.name not in disabled:
+            try:
+                manager.register(importlib.import_module(origin.module), name=origin.name)
+            except Exception as error:
+                manager._fail(origin.name, f"{origin.module} failed to load", error)
+        manager._entry_points_pending = True
+        _manager = manager
 
 
 def reset_plugin_manager() -> None:

@@ -15,8 +15,9 @@ import socket
 import sys
 from pathlib import Path
 
-from . import checkpointing
+from . import checkpointing, plugins
 from . import outcome as outcomes
+from .backend import PluginOrigin
 from .environment import JobEnvironment, in_process_environment
 from .layout import GROUP_FILE, JobPaths
 from .outcome import Outcome
@@ -48,6 +49,8 @@ def run_job(
     """
     paths = JobPaths(Path(job_dir))
     metadata = json.loads((paths.group_dir / GROUP_FILE).read_text())
+    if "plugin" in metadata:
+        plugins.use_job_plugin(PluginOrigin(**metadata["plugin"]))
     if environment is None:
         environment = JobEnvironment.current(metadata["backend"])
     rank = environment.global_rank

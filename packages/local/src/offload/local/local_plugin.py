@@ -1,6 +1,7 @@
 """The ``local`` backend: each job is a process group on this machine.
 
-Registered under the ``offload`` entry-point group as ``local``.
+Registered under the ``offload`` entry-point group as ``local``. This module is imported in every
+job's process, so the launcher is imported on first use only.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import signal
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
 
 from . import supervisor
-from .launcher import LocalLauncher
+
+if TYPE_CHECKING:
+    from .launcher import LocalLauncher
 
 NAME = "local"
 SPEC = BackendSpec(
@@ -33,6 +37,8 @@ def launcher() -> LocalLauncher:
     global _launcher
     with _launcher_lock:
         if _launcher is None:
+            from .launcher import LocalLauncher
+
             _launcher = LocalLauncher()
         return _launcher
 

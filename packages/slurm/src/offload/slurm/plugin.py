@@ -1,21 +1,27 @@
 """The ``slurm`` backend: each job is an ``sbatch`` job, each array one ``sbatch --array``.
 
-Registered under the ``offload`` entry-point group as ``slurm``.
+Registered under the ``offload`` entry-point group as ``slurm``. This module is imported in every
+job's process, so submitting and status reading (Jinja2, the status reader) are imported on
+first use only.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
 
-from . import submit as submitting
 from .environment import NAME, environment_from
 from .options import PARAMETERS
-from .status import StatusReader
+
+if TYPE_CHECKING:
+    from .status import StatusReader
 
 
 def sbatch_available() -> bool:
@@ -33,8 +39,19 @@ SPEC = BackendSpec(
     result_grace=3.0,
 )
 
-reader = StatusReader()
-"""This process's status reader (remembers whether the cluster has accounting)."""
+_reader: StatusReader | None = None
+_reader_lock = threading.Lock()
+
+
+def reader() -> StatusReader:
+    """This process's status reader (it remembers whether the cluster has accounting)."""
+    global _reader
+    with _reader_lock:
+        if _reader is None:
+            from .status import StatusReader
+
+            _reader = StatusReader()
+        return _reader
 
 
 @hookimpl
@@ -44,18 +61,24 @@ def offload_backends() -> Sequence[BackendSpec]:
 
 @hookimpl
 def offload_submit(backend: str, request: LaunchRequest) -> Sequence[str] | None:
-    return submitting.submit(request) if backend == NAME else None
+    if backend != NAME:
+        return None
+    from . import submit as submitting
+
+    return submitting.submit(request)
 
 
 @hookimpl
 def offload_status(backend: str, jobs: Sequence[JobRef]) -> Mapping[str, JobStatus] | None:
-    return reader.statuses(jobs) if backend == NAME else None
+    return reader().statuses(jobs) if backend == NAME else None
 
 
 @hookimpl
 def offload_cancel(backend: str, jobs: Sequence[JobRef]) -> bool | None:
     if backend != NAME:
         return None
+    from . import submit as submitting
+
     submitting.cancel(jobs)
     return True
 
@@ -69,5 +92,7 @@ def offload_job_environment() -> JobEnvironment | None:
 def offload_job_requeue(backend: str, environment: JobEnvironment, job_dir: Path) -> bool | None:
     if backend != NAME:
         return None
+    from . import submit as submitting
+
     submitting.requeue_current_job()
     return True
