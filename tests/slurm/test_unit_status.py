@@ -153,16 +153,25 @@ def test_a_chunk_of_exactly_chunk_ids_is_one_call(scheduler, refs, monkeypatch):
     assert scheduler.sacct_ids() == [["1", "2", "3"]]
 
 
-def test_a_job_sacct_does_not_list_yet_is_asked_of_squeue(scheduler, refs):
+def test_a_job_sacct_does_not_list_for_a_while_is_asked_of_squeue(scheduler, refs, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(status.time, "monotonic", lambda: now[0])
     scheduler.answers["sacct"] = "30|RUNNING|0:0|None\n"
     scheduler.answers["squeue"] = "31|PENDING|Priority\n"
-    answer = StatusReader().statuses(refs("30", "31"))
-    assert answer == {
-        "30": JobStatus(JobState.RUNNING, "RUNNING", ""),
+    reader = StatusReader()
+    wanted = refs("30", "31")
+    running = JobStatus(JobState.RUNNING, "RUNNING", "")
+    assert reader.statuses(wanted) == {"30": running}, "31's records may be on their way"
+    now[0] += status.SACCT_LAG - 1
+    assert reader.statuses(wanted) == {"30": running}
+    assert scheduler.commands() == ["sacct", "sacct"], "one call per poll meanwhile"
+    now[0] += 1
+    assert reader.statuses(wanted) == {
+        "30": running,
         "31": JobStatus(JobState.PENDING, "PENDING", "Priority"),
     }
-    assert scheduler.commands() == ["sacct", "squeue"]
-    squeue = scheduler.calls[1]
+    assert scheduler.commands() == ["sacct", "sacct", "sacct", "squeue"]
+    squeue = scheduler.calls[-1]
     assert "--array" in squeue and "--noheader" in squeue and "--states=all" in squeue
     assert any(arg.startswith("--user=") for arg in squeue)
 

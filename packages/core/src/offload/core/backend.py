@@ -41,7 +41,8 @@ class BackendSpec:
         requirements: what ``is_available`` needs, said to the user when it is false.
         parameters: the backend's own parameters, each name starting with ``name + "_"``.
         poll_interval: shortest and longest time, in seconds, between two status queries of the
-            watcher; it starts at the first and backs off towards the second while nothing changes.
+            watcher. Within them, queries are spaced by half the time since the newest job was
+            submitted; the first comes the shortest interval after a submission.
         result_grace: seconds a result file may lag behind a terminal state (shared file
             systems); core waits that long before calling a job lost.
     """

@@ -181,7 +181,7 @@ class Executor:
             Job(self._backend, paths, self._num_tasks, job_id)
             for job_id, paths in zip(ids, jobs, strict=True)
         ]
-        self._backend.watcher.track(job.ref for job in submitted)
+        self._backend.watcher.track((job.ref for job in submitted), submitted=True)
         logger.info(
             "submitted %d %s job(s) in %.3f s: %s",
             len(submitted),

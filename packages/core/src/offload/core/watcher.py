@@ -1,9 +1,11 @@
 """The status watcher: one per backend per process, shared by every job of that backend.
 
-It asks the backend about all the jobs it still tracks in one call, no more often than the
-backend's ``poll_interval`` allows, and backs off while nothing changes. Waiting does not depend
-on it alone: a job whose result files are all there is finished at once (the fast path), which
-costs a few ``stat`` calls per tick and no scheduler call.
+It asks the backend about all the jobs it still tracks in one call. Queries are spaced by half
+the time since the newest job was submitted, within the backend's ``poll_interval``: a fresh job
+is looked at soon, and a long wait costs a handful of calls per hour (a state change does not
+speed polling up: it is what scheduler calls are for, and a busy array changes all the time).
+Waiting does not depend on it alone: a job whose result files are all there is finished at once
+(the fast path), which costs a few ``stat`` calls per tick and no scheduler call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("offload.core.watcher")
 
 UNKNOWN = JobStatus(JobState.UNKNOWN)
+SUBMITTED = JobStatus(JobState.PENDING, "", "submitted; the scheduler was not asked yet")
 FIRST_TICK = 0.005
 """Seconds between the first checks of result files; grows while nothing changes."""
 BACKOFF = 1.5
@@ -46,14 +49,27 @@ class StatusWatcher:
         self._statuses: dict[str, JobStatus] = {}
         self._terminal_since: dict[str, float] = {}
         self._last_query = float("-inf")
-        self._query_interval = backend.spec.poll_interval[0]
+        self._newest = float("-inf")  # when the newest tracked job was submitted
         self.queries = 0
         """How many status calls this watcher made (for tests and benchmarks)."""
 
-    def track(self, refs: Iterable[JobRef]) -> None:
+    def track(self, refs: Iterable[JobRef], *, submitted: bool = False) -> None:
+        """Follow ``refs``. With ``submitted`` (the backend accepted them just now), they are
+        ``PENDING`` until the first query, which comes after the shortest poll interval."""
         with self._lock:
+            now = time.monotonic()
             for ref in refs:
                 self._tracked.setdefault(ref.job_id, ref)
+                if submitted:
+                    self._statuses.setdefault(ref.job_id, SUBMITTED)
+            if submitted:
+                self._newest = now
+                self._last_query = max(self._last_query, now)
+
+    def query_interval(self) -> float:
+        """Seconds between two queries now: half the age of the newest job, within bounds."""
+        low, high = self.backend.spec.poll_interval
+        return min(high, max(low, (time.monotonic() - self._newest) / 2))
 
     def cached(self, job_id: str) -> JobStatus:
         with self._lock:
@@ -69,7 +85,6 @@ class StatusWatcher:
         """Make the next :meth:`refresh` query at once (after a cancel, say)."""
         with self._lock:
             self._last_query = float("-inf")
-            self._query_interval = self.backend.spec.poll_interval[0]
 
     def refresh(self) -> bool:
         """Query the backend about every tracked, unfinished job, if a query is due.
@@ -78,7 +93,7 @@ class StatusWatcher:
         """
         with self._lock:
             now = time.monotonic()
-            if now - self._last_query < self._query_interval:
+            if now - self._last_query < self.query_interval():
                 return False
             pending = [
                 ref for job_id, ref in self._tracked.items() if job_id not in self._terminal_since
@@ -109,8 +124,6 @@ class StatusWatcher:
                     logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
                 if new.state.is_terminal:
                     self._terminal_since.setdefault(ref.job_id, self._last_query)
-            low, high = self.backend.spec.poll_interval
-            self._query_interval = low if changed else min(high, self._query_interval * BACKOFF)
             return changed
 
     def wait(

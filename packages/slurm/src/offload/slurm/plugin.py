@@ -35,7 +35,7 @@ SPEC = BackendSpec(
     is_available=sbatch_available,
     requirements="the sbatch command on PATH (run from a Slurm login node)",
     parameters=PARAMETERS,
-    poll_interval=(1.0, 30.0),
+    poll_interval=(2.0, 30.0),
     result_grace=3.0,
 )
 

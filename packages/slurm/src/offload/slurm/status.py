@@ -1,8 +1,9 @@
 """Job states from Slurm: ``sacct`` when accounting is on, ``squeue`` when it is not.
 
 One call answers for many jobs: array elements are asked for through their array's id, and ids
-are passed in chunks of :data:`CHUNK`. A job that ``sacct`` does not list yet (its records reach
-the database a moment after ``sbatch`` returns) is asked of ``squeue`` in the same poll.
+are passed in chunks of :data:`CHUNK`. A job that ``sacct`` does not list (its records reach the
+database a moment after ``sbatch`` returns) is asked of ``squeue`` once it has been missing for
+:data:`SACCT_LAG` seconds, so that a poll is one call.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ refuses to start a job again within the second its previous run was killed."""
 
 CHUNK = 1000
 """Job ids per sacct or squeue call."""
+
+SACCT_LAG = 10.0
+"""Seconds a job may be missing from sacct's answer (its records are on their way to the
+database) before squeue is asked about it."""
 
 _BRACKETS = re.compile(r"^(\d+)_\[([^\]]*)\]$")
 _ACCOUNTING_OFF = "accounting storage is disabled"
@@ -102,6 +107,7 @@ class StatusReader:
         self._accounting: bool | None = None  # None: not known yet, sacct is tried
         self._lock = threading.Lock()
         self._seen_started: set[str] = set()  # ids once seen past PENDING
+        self._missing_since: dict[str, float] = {}  # ids sacct did not list, since when
 
     @property
     def uses_sacct(self) -> bool:
@@ -112,14 +118,14 @@ class StatusReader:
         scheduler failure (the jobs are left out, and asked about at the next poll).
 
         sacct answers first (when the cluster has accounting). squeue is asked only when sacct
-        left jobs out (their records reach the database a moment after sbatch returns) or
-        called some PREEMPTED (squeue tells whether they were requeued).
+        failed, left jobs out for :data:`SACCT_LAG` seconds, or called some PREEMPTED (squeue
+        tells whether they were requeued). Jobs left out for less are left out of the answer.
         """
         rows, sacct_answered = self._from_sacct(refs) if self.uses_sacct else ({}, True)
         answer = {ref.job_id: rows[ref.job_id] for ref in refs if ref.job_id in rows}
         missing = [ref for ref in refs if ref.job_id not in answer]
         preempted = [job_id for job_id, s in answer.items() if s.state is JobState.PREEMPTED]
-        if missing or preempted:
+        if self._overdue(answer, missing) or not sacct_answered or preempted:
             queued = self._from_squeue()
             for job_id in preempted:
                 answer[job_id] = _after_preemption(job_id, queued)
@@ -136,6 +142,18 @@ class StatusReader:
         )
         self._release_checkpointed(refs, answer)
         return answer
+
+    def _overdue(self, answer: dict[str, JobStatus], missing: Sequence[JobRef]) -> bool:
+        """Whether a job has been missing from sacct's answers for too long (always, without
+        accounting: squeue is then the only source)."""
+        if not self.uses_sacct:
+            return bool(missing)
+        now = time.monotonic()
+        with self._lock:
+            for job_id in answer:
+                self._missing_since.pop(job_id, None)
+            since = [self._missing_since.setdefault(ref.job_id, now) for ref in missing]
+        return any(now - first >= SACCT_LAG for first in since)
 
     def _release_checkpointed(self, refs: Sequence[JobRef], answer: dict[str, JobStatus]) -> None:
         """Let requeued jobs that saved a checkpoint start again at once.
