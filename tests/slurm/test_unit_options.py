@@ -287,7 +287,7 @@ DEFAULTS = {
     "job-name": "offload",
     "nodes": "1",
     "ntasks-per-node": "1",
-    "signal": "USR2@90",
+    "signal": "B:USR2@90",
     "requeue": None,
 }
 
@@ -298,11 +298,17 @@ def test_defaults():
 
 def test_checkpoint_signal_and_delay():
     assert sbatch_options({"checkpoint_signal": "SIGUSR1", "signal_delay_s": 30})["signal"] == (
-        "USR1@30"
+        "B:USR1@30"
     )
     # never more than half the time limit, so that a short job still gets some work done
-    assert sbatch_options({"timeout_min": 1})["signal"] == "USR2@30"
-    assert sbatch_options({"timeout_min": 10, "signal_delay_s": 2.5})["signal"] == "USR2@3"
+    assert sbatch_options({"timeout_min": 1})["signal"] == "B:USR2@30"
+    assert sbatch_options({"timeout_min": 10, "signal_delay_s": 2.5})["signal"] == "B:USR2@3"
+
+
+def test_the_checkpoint_signal_goes_to_srun_tasks_or_to_the_batch_shell():
+    assert sbatch_options({"nodes": 2})["signal"] == "USR2@90", "srun's tasks"
+    assert sbatch_options({"slurm_use_srun": True})["signal"] == "USR2@90"
+    assert sbatch_options({})["signal"] == "B:USR2@90", "the shell that started the one rank"
 
 
 def test_requeue_can_be_turned_off():
@@ -395,7 +401,7 @@ def test_parameters_not_for_sbatch_make_no_option():
             "slurm_template_dir": "/t",
         }
     )
-    assert options == DEFAULTS
+    assert options == {**DEFAULTS, "signal": "USR2@90"}, "only where the signal goes changes"
 
 
 def test_additional_parameters_come_last_and_win():

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,14 +126,65 @@ def test_single_job_runs_srun_in_its_folder(tmp_path, fake_srun):
     ]
 
 
-def test_the_scripts_exit_status_is_the_launchs(tmp_path, isolated):
+@pytest.mark.parametrize("use_srun", [True, False])
+def test_the_scripts_exit_status_is_the_ranks(tmp_path, isolated, use_srun):
     write_fake(isolated / "srun", "import sys\nsys.exit(3)\n")
-    finished = run_script(render(make_request(tmp_path), None).text, tmp_path)
+    python = write_fake(tmp_path / "python", "import sys\nsys.exit(3)\n")
+    request = make_request(tmp_path, slurm_use_srun=use_srun)
+    request = LaunchRequest(request.group_dir, request.jobs, request.parameters, str(python))
+    finished = run_script(render(request, None).text, tmp_path)
     assert finished.returncode == 3
 
 
+def test_one_plain_task_runs_without_srun_and_several_ranks_with_it(tmp_path):
+    assert "srun --" not in render(make_request(tmp_path / "a"), None).text
+    assert "srun --" in render(make_request(tmp_path / "b", tasks_per_node=2), None).text
+    assert "srun --" in render(make_request(tmp_path / "c", slurm_srun_args=["-v"]), None).text
+
+
+def test_without_srun_the_shell_passes_the_checkpoint_signal_on_and_outlives_sigterm(tmp_path):
+    """Slurm signals the batch shell (--signal=B:...) and, on preemption or at the time limit,
+    sends SIGTERM to every process of the job: the rank must get the first, and the shell must
+    wait for the rank after the second."""
+    seen, ready, finish = tmp_path / "seen", tmp_path / "ready", tmp_path / "finish"
+    python = write_fake(
+        tmp_path / "python",
+        "import os, signal, sys, time\n"
+        f"def note(number, frame):\n    open({str(seen)!r}, 'a').write(f'{{number}}\\n')\n"
+        "signal.signal(signal.SIGUSR2, note)\nsignal.signal(signal.SIGTERM, note)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        f"while not os.path.exists({str(finish)!r}):\n    time.sleep(0.02)\n"
+        "sys.exit(7)\n",
+    )
+    request = make_request(tmp_path)
+    request = LaunchRequest(request.group_dir, request.jobs, request.parameters, str(python))
+    text = render(request, None).text
+    assert "#SBATCH --signal=B:USR2@" in text
+    path = tmp_path / "batch.sh"
+    path.write_text(text)
+    shell = subprocess.Popen([BASH, str(path)], cwd=tmp_path)
+    try:
+        wait_until(ready.exists)
+        shell.send_signal(signal.SIGUSR2)
+        wait_until(lambda: seen.exists() and seen.read_text() == f"{int(signal.SIGUSR2)}\n")
+        shell.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert shell.poll() is None, "the shell ended on SIGTERM before its rank"
+        finish.touch()
+        assert shell.wait(timeout=30) == 7
+    finally:
+        shell.kill()
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_array_chunk_at_offset_zero(tmp_path, fake_srun):
-    request = make_request(tmp_path, 10, slurm_array_parallelism=3)
+    request = make_request(tmp_path, 10, slurm_array_parallelism=3, slurm_use_srun=True)
     script = render(request, ArrayChunk(0, 10, 3))
     assert script.path == request.group_dir / "slurm-batch.sh"
     lines = sbatch_lines(script.text)
@@ -146,7 +199,7 @@ def test_array_chunk_at_offset_zero(tmp_path, fake_srun):
 
 
 def test_array_chunk_at_an_offset_links_its_launcher_log(tmp_path, fake_srun):
-    request = make_request(tmp_path, 1003)
+    request = make_request(tmp_path, 1003, slurm_use_srun=True)
     script = render(request, ArrayChunk(1000, 3))
     assert script.path == request.group_dir / "slurm-batch.1000.sh"
     lines = sbatch_lines(script.text)
@@ -181,7 +234,7 @@ def test_environment_values_are_inert_and_round_trip(tmp_path, fake_srun):
         "UNICODE": "ünïcödé ✓",
         "MIXED": f"\"'; touch {marker}; echo '\"",
     }
-    text = render(make_request(tmp_path, env_vars=env_vars), None).text
+    text = render(make_request(tmp_path, env_vars=env_vars, slurm_use_srun=True), None).text
     syntax = subprocess.run([BASH, "-n"], input=text, capture_output=True, text=True, timeout=60)
     assert syntax.returncode == 0, syntax.stderr
     finished = run_script(text, tmp_path)
@@ -193,7 +246,8 @@ def test_environment_values_are_inert_and_round_trip(tmp_path, fake_srun):
 
 def test_setup_lines_run_in_order_before_the_launch(tmp_path, fake_srun):
     setup = ["echo one >> setup.log", "export FROM_SETUP=yes", "echo two >> setup.log"]
-    finished = run_script(render(make_request(tmp_path, slurm_setup=setup), None).text, tmp_path)
+    request = make_request(tmp_path, slurm_setup=setup, slurm_use_srun=True)
+    finished = run_script(render(request, None).text, tmp_path)
     assert finished.returncode == 0, finished.stderr
     assert (tmp_path / "setup.log").read_text() == "one\ntwo\n"
     assert json.loads(fake_srun.read_text())["env"]["FROM_SETUP"] == "yes"
@@ -231,7 +285,8 @@ def test_context_lists_what_templates_see(tmp_path):
     assert seen["num_tasks"] == 1
     assert seen["env_vars"] == {"A": "1"}
     assert seen["setup"] == ["true"]
-    assert seen["use_srun"] is True
+    assert seen["use_srun"] is False, "one plain task needs no srun"
+    assert seen["checkpoint_signal"] == "USR2"
     assert seen["python"] == sys.executable
     assert seen["group_dir"] == str(request.group_dir)
     assert seen["options"]["array"] == "0-3"

@@ -113,7 +113,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("slurm_setup", (list,), "shell lines run in the batch script before the job", _lines),
     Parameter("slurm_srun_args", (list,), "extra arguments of srun, one word per item", _words),
     Parameter(
-        "slurm_use_srun", (bool,), "start ranks with srun (default); False runs one task directly"
+        "slurm_use_srun",
+        (bool,),
+        "start ranks with srun (the default for several ranks or with slurm_srun_args); "
+        "False runs the one task from the batch script",
     ),
     Parameter(
         "slurm_additional_parameters",
@@ -150,6 +153,21 @@ _DIRECT = {
 }
 
 
+def uses_srun(parameters: Mapping[str, Any]) -> bool:
+    """Whether ``srun`` starts the ranks: as ``slurm_use_srun`` says, else when the job has
+    several ranks or ``slurm_srun_args``. One plain task runs from the batch script itself, which
+    spares it a job step (a call to the controller and a step daemon)."""
+    if "slurm_use_srun" in parameters:
+        return bool(parameters["slurm_use_srun"])
+    ranks = int(parameters.get("nodes", 1)) * int(parameters.get("tasks_per_node", 1))
+    return ranks > 1 or bool(parameters.get("slurm_srun_args"))
+
+
+def signal_name(parameters: Mapping[str, Any]) -> str:
+    """The checkpoint signal's name as sbatch and the shell take it: ``"USR2"``."""
+    return checkpointing.checkpoint_signal(parameters).name.removeprefix("SIG")
+
+
 def signal_delay(parameters: Mapping[str, Any]) -> int:
     """The checkpoint signal's delay (see :func:`offload.core.checkpointing.signal_delay`) in
     whole seconds, as ``--signal`` takes it."""
@@ -176,10 +194,11 @@ def sbatch_options(parameters: Mapping[str, Any]) -> dict[str, str | None]:
         options["mem"] = f"{math.ceil(parameters['mem_gb'] * 1024)}M"
     if "timeout_min" in parameters:
         options["time"] = format_time(parameters["timeout_min"])
-    # The checkpoint signal goes to every rank (srun's tasks, not the batch shell) before the
-    # time limit; --requeue lets a preempted job, or one that checkpointed, run again.
-    name = checkpointing.checkpoint_signal(parameters).name.removeprefix("SIG")
-    options["signal"] = f"{name}@{signal_delay(parameters)}"
+    # The checkpoint signal comes before the time limit: to srun's tasks, or to the batch shell
+    # (B:) that passes it on to the one rank it started itself. --requeue lets a preempted job,
+    # or one that checkpointed, run again.
+    shell = "" if uses_srun(parameters) else "B:"
+    options["signal"] = f"{shell}{signal_name(parameters)}@{signal_delay(parameters)}"
     options["requeue"] = None
     for name, option in _DIRECT.items():
         if name in parameters:

@@ -19,7 +19,7 @@ import jinja2
 from offload.core import LaunchRequest, SubmissionError
 from offload.core.templates import search_path, template_environment
 
-from .options import option_lines, sbatch_options, signal_delay
+from .options import option_lines, sbatch_options, signal_delay, signal_name, uses_srun
 
 TEMPLATE = "slurm/batch.sh.j2"
 
@@ -89,7 +89,7 @@ def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
         log = "%a/launcher.log" if chunk.offset == 0 else f"launcher.{chunk.offset}+%a.log"
         options["output"] = str(request.group_dir / log)
     options["open-mode"] = "append"
-    use_srun = bool(parameters.get("slurm_use_srun", True))
+    use_srun = uses_srun(parameters)
     if not use_srun and request.num_tasks > 1:
         raise SubmissionError(
             f"slurm_use_srun=False runs one task, but nodes * tasks_per_node = "
@@ -110,6 +110,7 @@ def context(request: LaunchRequest, chunk: ArrayChunk | None) -> dict[str, Any]:
         "env_vars": dict(request.env_vars),
         "setup": list(parameters.get("slurm_setup", [])),
         "use_srun": use_srun,
+        "checkpoint_signal": signal_name(parameters),
         "srun_args": list(parameters.get("slurm_srun_args", [])),
         "python": request.python,
         "checkpoint_after": _checkpoint_after(parameters),
