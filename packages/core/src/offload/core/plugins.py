@@ -11,8 +11,8 @@ others are loaded when something asks for a backend.
 
 from __future__ import annotations
 
-import logging
 import importlib
+import logging
 import os
 import threading
 import types

@@ -12,7 +12,6 @@ import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
