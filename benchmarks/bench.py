@@ -12,6 +12,7 @@ has its floor: the same tasks as one bare ``sbatch --array``, waited for by poll
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,3,4,5,6", help="workload numbers, comma-separated")
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--megabytes", type=int, default=1024, help="workload 5's array size")
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the table into this page"
+    )
     arguments = parser.parse_args(argv)
     wanted = {int(n) for n in arguments.only.split(",")}
     folder = arguments.folder or Path(tempfile.mkdtemp(prefix="offload-bench-"))
@@ -153,21 +157,120 @@ def main(argv: list[str] | None = None) -> int:
             repeat = 1 if workload.once else arguments.repeat
             rows.append((workload, measure(workload.contenders, repeat, folder, counter)))
     print_table(rows)
+    if arguments.markdown:
+        write_markdown(arguments.markdown, rows, sys.argv[1:] if argv is None else argv)
     return 0
 
 
-def print_table(rows: list[tuple[Workload, dict[str, Measure]]]) -> None:
-    print()
-    print(f"{'workload':<24} {'contender':<22} {'median':>10} {'vs offload':>11} {'calls':>6}")
-    print("-" * 77)
+Rows = list[tuple[Workload, dict[str, Measure]]]
+
+TARGETS = [
+    # (workload, contender, reference, at most this ratio of contender / reference)
+    (1, "offload", "floor (bare sbatch)", 1.10),
+    (1, "offload", "submitit", 0.8),
+    (2, "offload", "submitit", 0.5),
+    (4, "offload", "submitit", 0.3),
+    (5, "offload", "plain file I/O", 2.0),  # at least half the throughput
+    (6, "offload", "2 % of a core", 2.0),
+]
+
+
+def table(rows: Rows) -> list[list[str]]:
+    """The result table: one line per contender of each workload."""
+    lines = [["workload", "contender", "median", "vs offload", "scheduler calls"]]
     for workload, results in rows:
         base = results["offload"].median
         for name, result in results.items():
             ratio = result.median / base if base else float("nan")
-            value = f"{result.median:.2f} {workload.unit}"
-            title = f"{workload.number}. {workload.title}"
-            print(f"{title:<24} {name:<22} {value:>10} {ratio:>10.2f}x {result.median_calls():>6}")
-        print()
+            lines.append(
+                [
+                    f"{workload.number}. {workload.title}",
+                    name,
+                    f"{result.median:.2f} {workload.unit}",
+                    f"{ratio:.2f}x",
+                    describe_calls(result),
+                ]
+            )
+    return lines
+
+
+def describe_calls(result: Measure) -> str:
+    """The scheduler calls of the median run: ``"7 (1 sbatch, 6 sacct)"``."""
+    if not result.calls:
+        return ""
+    ranked = sorted(result.calls, key=lambda calls: sum(calls.values()))
+    calls = ranked[len(ranked) // 2]
+    if not calls:
+        return "0"
+    parts = ", ".join(f"{count} {name}" for name, count in sorted(calls.items()))
+    return f"{sum(calls.values())} ({parts})"
+
+
+def verdicts(rows: Rows) -> list[str]:
+    """Each target of the workloads that ran, with the measured ratio and whether it is met."""
+    found = {workload.number: results for workload, results in rows}
+    lines = []
+    for number, contender, reference, limit in TARGETS:
+        if number not in found:
+            continue
+        results = found[number]
+        value = results[contender].median
+        if number == 6:
+            ratio, what = value, f"{value:.2f} % CPU, target under {limit:g} %"
+        else:
+            ratio = value / results[reference].median
+            what = f"{contender} / {reference} = {ratio:.2f}, target at most {limit:g}"
+        lines.append(f"workload {number}: {what}: {'met' if ratio <= limit else 'MISSED'}")
+    for number, results in sorted(found.items()):
+        if "submitit" in results:
+            ours, theirs = results["offload"].median_calls(), results["submitit"].median_calls()
+            verdict = "met" if ours <= theirs else "MISSED"
+            lines.append(
+                f"workload {number}: scheduler calls {ours} (submitit {theirs}): {verdict}"
+            )
+    return lines
+
+
+def print_table(rows: Rows) -> None:
+    lines = table(rows)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    print()
+    for index, line in enumerate(lines):
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if index == 0:
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    print()
+    for verdict in verdicts(rows):
+        print(verdict)
+
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def write_markdown(path: Path, rows: Rows, argv: list[str]) -> None:
+    """Put the run's table, targets and setting between the markers of ``path``."""
+    lines = table(rows)
+    out = [f"| {' | '.join(lines[0])} |", f"|{'|'.join(' --- ' for _ in lines[0])}|"]
+    out += [f"| {' | '.join(line)} |" for line in lines[1:]]
+    out += ["", *(f"- {verdict}" for verdict in verdicts(rows)), ""]
+    out += [f"Run on {setting()}, with `nox -s bench -- {' '.join(argv)}`.".replace(" -- `", "`")]
+    text = path.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    path.write_text(text[:start] + "\n" + "\n".join(out) + "\n" + text[end:])
+    print(f"table written to {path}")
+
+
+def setting() -> str:
+    """The date, the machine and the versions the run used."""
+    import platform
+
+    import submitit
+
+    slurm = subprocess.run(["sinfo", "--version"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{slurm}, submitit {submitit.__version__}"
+    )
 
 
 if __name__ == "__main__":

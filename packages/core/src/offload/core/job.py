@@ -49,6 +49,8 @@ class Job(Generic[R]):
         self.num_tasks = num_tasks
         self._job_id = job_id
         self._rank = rank
+        self._result_files: list[str] | None = None  # checked at every tick of a wait
+        self._results_seen = False
 
     # -- identity --------------------------------------------------------------------------
 
@@ -115,7 +117,11 @@ class Job(Generic[R]):
         return self.status.state
 
     def _has_results(self) -> bool:
-        return all(self.paths.result(rank).exists() for rank in self._ranks)
+        if not self._results_seen:
+            if self._result_files is None:
+                self._result_files = [os.fspath(self.paths.result(rank)) for rank in self._ranks]
+            self._results_seen = all(map(os.path.exists, self._result_files))
+        return self._results_seen
 
     def finished(self) -> bool:
         """Whether results are there, or the job is over (after its backend's result grace)."""
@@ -132,9 +138,10 @@ class Job(Generic[R]):
         """Whether the job has finished (without waiting)."""
         if self._job_id is None:
             return False  # inside an unfinished batch
-        if not self.finished():
-            self._backend.watcher.refresh()  # at most one query, and only when one is due
-        return self.finished()
+        if self.finished():
+            return True
+        # at most one query, and only when one is due; nothing new to see if nothing changed
+        return self._backend.watcher.refresh() and self.finished()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the job has finished; ``TimeoutError`` after ``timeout`` seconds."""

@@ -1,9 +1,9 @@
 """The status watcher: one per backend per process, shared by every job of that backend.
 
 It asks the backend about all the jobs it still tracks in one call. Queries are spaced by half
-the time since the newest job was submitted, within the backend's ``poll_interval``: a fresh job
-is looked at soon, and a long wait costs a handful of calls per hour (a state change does not
-speed polling up: it is what scheduler calls are for, and a busy array changes all the time).
+the time since the newest job was submitted (or requeued), within the backend's
+``poll_interval``: a fresh job is looked at soon, and a long wait costs a handful of calls per
+hour. Other state changes do not speed polling up: a busy array changes all the time.
 Waiting does not depend on it alone: a job whose result files are all there is finished at once
 (the fast path), which costs a few ``stat`` calls per tick and no scheduler call.
 """
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("offload.core.watcher")
 
 UNKNOWN = JobStatus(JobState.UNKNOWN)
+_WAITING = (JobState.PENDING, JobState.REQUEUED)
+_RUNNING = JobState.RUNNING
 SUBMITTED = JobStatus(JobState.PENDING, "", "submitted; the scheduler was not asked yet")
 FIRST_TICK = 0.005
 """Seconds between the first checks of result files; grows while nothing changes."""
@@ -122,6 +124,8 @@ class StatusWatcher:
                     changed = True
                     self._statuses[ref.job_id] = new
                     logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
+                    if new.state in _WAITING and known is not None and known.state is _RUNNING:
+                        self._newest = self._last_query  # requeued: a new submission, in effect
                 if new.state.is_terminal:
                     self._terminal_since.setdefault(ref.job_id, self._last_query)
             return changed
