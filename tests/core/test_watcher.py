@@ -64,6 +64,7 @@ def test_submitted_jobs_are_pending_until_the_first_query_after_the_shortest_int
 def test_queries_thin_out_as_jobs_age_whatever_changes(clock, backend):
     watcher = StatusWatcher(backend)
     watcher.track(refs("1", "2"), submitted=True)
+
     def changing(jobs):  # every answer differs from the previous one
         backend.queries += 1
         reason = f"reason {backend.queries}"
