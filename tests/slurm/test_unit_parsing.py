@@ -426,3 +426,13 @@ def test_unusable_max_array_size_falls_back(fresh_cluster, value):
 def test_config_returns_a_copy(fresh_cluster):
     cluster.config()["MaxArraySize"] = "2"
     assert cluster.max_array_size() == 4001
+
+
+def test_a_job_reaches_itself_alone_by_its_array_element_id():
+    from offload.slurm.submit import current_job_id
+
+    # the first element started of array 8817 has SLURM_JOB_ID 8817, which scontrol reads as
+    # the whole array: a requeue by that id would stop every element
+    element = {"SLURM_JOB_ID": "8817", "SLURM_ARRAY_JOB_ID": "8817", "SLURM_ARRAY_TASK_ID": "1"}
+    assert current_job_id(element) == "8817_1"
+    assert current_job_id({"SLURM_JOB_ID": "42"}) == "42"

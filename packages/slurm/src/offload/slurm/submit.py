@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from offload.core import JobRef, LaunchRequest, SubmissionError
 from offload.core.serialization import atomic_writer
@@ -105,4 +105,14 @@ def requeue_current_job() -> None:
     Slurm then holds the job for about two minutes; the caller's status reader lets it start
     at once (see :meth:`StatusReader._release_checkpointed`).
     """
-    commands.run_with_retries(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]])
+    commands.run_with_retries(["scontrol", "requeue", current_job_id(os.environ)])
+
+
+def current_job_id(variables: Mapping[str, str]) -> str:
+    """The id by which Slurm commands reach this job alone: ``"8817_1"`` in an array, where
+    the element's ``SLURM_JOB_ID`` may be the array's own id (``8817``), which means every
+    element to ``scontrol``."""
+    array_job, task = variables.get("SLURM_ARRAY_JOB_ID"), variables.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return variables["SLURM_JOB_ID"]
