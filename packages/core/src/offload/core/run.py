@@ -7,19 +7,22 @@ folder for the caller.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from .runner import prepare_job_process, run_job
 
+USAGE = "usage: python -m offload.core.run JOB_DIR (the job's folder, holding submission.pkl)"
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m offload.core.run", description=__doc__)
-    parser.add_argument("job_dir", type=Path, help="the job's folder, holding submission.pkl")
-    arguments = parser.parse_args(argv)
+    # No argparse: this runs once per job, and one argument needs no parser's import time.
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) != 1 or arguments[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
+        return 0 if arguments in (["-h"], ["--help"]) else 2
     prepare_job_process()
-    outcome = run_job(arguments.job_dir)
+    outcome = run_job(Path(arguments[0]))
     sys.stdout.flush()
     sys.stderr.flush()
     return 0 if outcome.success else 1

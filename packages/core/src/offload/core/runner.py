@@ -11,7 +11,6 @@ import faulthandler
 import json
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def run_job(
         environment.job_id,
         rank,
         environment.num_tasks,
-        socket.gethostname(),
+        os.uname().nodename,
         os.getpid(),
     )
     try:

@@ -8,7 +8,6 @@ first use only.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
 
 
 def sbatch_available() -> bool:
+    import shutil  # only where a backend is chosen, not in every job's process
+
     return shutil.which("sbatch") is not None
 
 
