@@ -30,6 +30,9 @@ SUBMITTED = JobStatus(JobState.PENDING, "", "submitted; the scheduler was not as
 FIRST_TICK = 0.005
 """Seconds between the first checks of result files; grows while nothing changes."""
 BACKOFF = 1.5
+CHECKS_PER_SECOND = 2000
+"""How many jobs' result files a wait checks per second at most, once nothing happens."""
+SHORTEST_LONG_TICK = 0.05
 
 
 class Waitable(Protocol):
@@ -156,14 +159,17 @@ def iter_finished(
 
     Every tick checks the result files of the jobs left (a few ``stat`` calls each) and lets
     each watcher ask its backend about all its jobs in one query, when one is due. Ticks start
-    at :data:`FIRST_TICK` and grow while nothing happens, up to a second (or the shortest
-    ``poll_interval`` maximum), so waiting on thousands of jobs is no busy loop.
+    at :data:`FIRST_TICK` and grow while nothing happens, up to the time that keeps the checks
+    under :data:`CHECKS_PER_SECOND` (at most a second, or the shortest ``poll_interval``
+    maximum): a few jobs are seen finished within a tenth of a second, and waiting on thousands
+    is no busy loop.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    longest = min([1.0, *(w.backend.spec.poll_interval[1] for w in watchers)])
+    slowest = min([1.0, *(w.backend.spec.poll_interval[1] for w in watchers)])
     left = list(jobs)
     tick = FIRST_TICK
     while left:
+        longest = min(slowest, max(SHORTEST_LONG_TICK, len(left) / CHECKS_PER_SECOND))
         done = [job for job in left if job.finished()]
         if done:
             ended = {id(job) for job in done}
