@@ -6,7 +6,8 @@ Each workload runs with offload and with submitit in the same run, alternating, 
 times; the table gives the median seconds of each, their ratio, and the scheduler calls
 (sbatch, squeue, sacct, scontrol, scancel run by the client) of the median run. Workload 1 also
 has its floor: the same tasks as one bare ``sbatch --array``, waited for by polling squeue every
-0.25 s. Workload 6 waits 60 s on 2,000 held jobs and reports the client's CPU share.
+0.25 s, and that floor again with tasks that import cloudpickle, as rebuilding a function sent
+by value needs. Workload 6 waits 60 s on 2,000 held jobs and reports the client's CPU share.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def plan(arguments: argparse.Namespace, counter: CallCounter) -> list[Workload]:
             "offload": lambda f: w.array_of_tasks(w.offload_slurm(f)),
             "submitit": lambda f: w.array_of_tasks(w.submitit_slurm(f)),
             "floor (bare sbatch)": w.bare_array_floor,
+            # what unpickling a function sent by value costs each task at least
+            "floor + cloudpickle": lambda f: w.bare_array_floor(
+                f, task=w.FLOOR_TASK_WITH_CLOUDPICKLE
+            ),
         }),
         Workload(2, f"{w.SEPARATE_JOBS} submits", {
             "offload": lambda f: w.separate_jobs(w.offload_slurm(f)),

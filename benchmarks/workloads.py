@@ -127,16 +127,21 @@ def plain_file_io(folder: Path, megabytes: int) -> float:
     return time.perf_counter() - started
 
 
-def bare_array_floor(folder: Path, tasks: int = ARRAY_TASKS) -> float:
+FLOOR_TASK = "import sys; print(int(sys.argv[1]) ** 2)"
+FLOOR_TASK_WITH_CLOUDPICKLE = "import sys, cloudpickle; print(int(sys.argv[1]) ** 2)"
+
+
+def bare_array_floor(folder: Path, tasks: int = ARRAY_TASKS, task: str = FLOOR_TASK) -> float:
     """Workload 1's floor: one bare ``sbatch --array`` of the same tasks, waited for by polling
-    squeue every 0.25 s."""
+    squeue every 0.25 s. ``task`` is the Python code each runs (the element's index in
+    ``sys.argv[1]``)."""
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "floor.sh"
     script.write_text(
         "#!/bin/bash\n"
         f"#SBATCH --array=0-{tasks - 1}\n#SBATCH --partition={PARTITION}\n"
         f"#SBATCH --output={folder}/%a.out\n#SBATCH --time=10\n"
-        f'{sys.executable} -c "import sys; print(int(sys.argv[1]) ** 2)" $SLURM_ARRAY_TASK_ID\n'
+        f'{sys.executable} -c "{task}" $SLURM_ARRAY_TASK_ID\n'
     )
     started = time.perf_counter()
     job_id = subprocess.run(

@@ -91,11 +91,11 @@ def test_a_requeued_job_is_watched_closely_again(clock, backend):
     watcher.track(refs("1"), submitted=True)
     backend.answer["1"] = JobStatus(JobState.RUNNING, "RUNNING")
     poll_for(watcher, clock, 300)
-    assert watcher.query_interval() == 30.0
+    assert 0 < watcher.next_query_in() <= 30.0
     backend.answer["1"] = JobStatus(JobState.REQUEUED, "PENDING", "requeued")
     while watcher.cached("1").state is not JobState.REQUEUED:
         poll_for(watcher, clock, 0.1)
-    assert watcher.query_interval() == 2.0, "as closely as a job submitted just now"
+    assert 1.8 <= watcher.next_query_in() <= 2.0, "as closely as a new job's"
 
 
 def test_expect_change_queries_at_once(clock, backend):

@@ -55,6 +55,7 @@ class StatusWatcher:
         self._terminal_since: dict[str, float] = {}
         self._last_query = float("-inf")
         self._newest = float("-inf")  # when the newest tracked job was submitted
+        self._due = float("-inf")  # when the next query is due (see _schedule)
         self.queries = 0
         """How many status calls this watcher made (for tests and benchmarks)."""
 
@@ -70,15 +71,24 @@ class StatusWatcher:
             if submitted:
                 self._newest = now
                 self._last_query = max(self._last_query, now)
+                self._schedule()
 
-    def query_interval(self) -> float:
-        """Seconds between two queries now: half the age of the newest job, within bounds."""
-        low, high = self.backend.spec.poll_interval
-        return min(high, max(low, (time.monotonic() - self._newest) / 2))
+    def _schedule(self) -> None:
+        """Set when the next query is due: once as long has passed since the last query as half
+        the age of the newest job at that time (``now - last >= (now - newest) / 2``), and within
+        the backend's ``poll_interval`` of the last query. Called whenever either time moves."""
+        last, low, high = self._last_query, *self.backend.spec.poll_interval
+        if last == float("-inf"):
+            self._due = last
+        else:
+            self._due = min(last + high, max(last + low, 2 * last - self._newest))
+
+    def next_query_in(self) -> float:
+        """Seconds until the next query is due (``0`` if it is)."""
+        return max(0.0, self._due - time.monotonic())
 
     def cached(self, job_id: str) -> JobStatus:
-        with self._lock:
-            return self._statuses.get(job_id, UNKNOWN)
+        return self._statuses.get(job_id, UNKNOWN)  # one dict read: atomic, no lock needed
 
     def terminal_for(self, job_id: str) -> float:
         """Seconds since the job was first seen in a terminal state (``-1`` if it was not)."""
@@ -90,16 +100,18 @@ class StatusWatcher:
         """Make the next :meth:`refresh` query at once (after a cancel, say)."""
         with self._lock:
             self._last_query = float("-inf")
+            self._schedule()
 
     def refresh(self) -> bool:
         """Query the backend about every tracked, unfinished job, if a query is due.
 
         Returns whether any status changed. A failing query is logged and retried later.
         """
+        if time.monotonic() < self._due:
+            return False  # the common case, called for each of thousands of jobs: no lock
         with self._lock:
-            now = time.monotonic()
-            if now - self._last_query < self.query_interval():
-                return False
+            if time.monotonic() < self._due:
+                return False  # another thread has just queried
             pending = [
                 ref for job_id, ref in self._tracked.items() if job_id not in self._terminal_since
             ]
@@ -117,6 +129,7 @@ class StatusWatcher:
                 )
                 answer = {}
             self._last_query = time.monotonic()
+            self._schedule()
             changed = False
             for ref in pending:
                 new = answer.get(ref.job_id, UNKNOWN)
@@ -129,6 +142,7 @@ class StatusWatcher:
                     logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
                     if new.state in _WAITING and known is not None and known.state is _RUNNING:
                         self._newest = self._last_query  # requeued: a new submission, in effect
+                        self._schedule()
                 if new.state.is_terminal:
                     self._terminal_since.setdefault(ref.job_id, self._last_query)
             return changed
