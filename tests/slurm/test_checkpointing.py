@@ -51,6 +51,10 @@ def test_jobs_needing_two_minutes_finish_through_time_limit_requeues(tmp_path: P
         assert all(r["starts"] >= 2 for r in results), "each rank resumed from its checkpoint"
         assert "rank 1 resumes from its checkpoint" in (job.task(1).stderr() or "")
         assert (job.paths.job_dir / "checkpoint.1.pkl").exists()
+    # the result files come before the scheduler has seen the batch scripts end
+    deadline = time.monotonic() + 60
+    while not all(job.state.is_terminal for job in jobs) and time.monotonic() < deadline:
+        time.sleep(0.5)
     shown = subprocess.run(
         ["sacct", "-n", "-X", "-P", "-j", jobs[0].job_id.split("_")[0], "--format=JobID,State"],
         capture_output=True,
