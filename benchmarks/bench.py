@@ -7,7 +7,8 @@ times; the table gives the median seconds of each, their ratio, and the schedule
 (sbatch, squeue, sacct, scontrol, scancel run by the client) of the median run. Workload 1 also
 has its floor: the same tasks as one bare ``sbatch --array``, waited for by polling squeue every
 0.25 s, and that floor again with tasks that import cloudpickle, as rebuilding a function sent
-by value needs. Workload 6 waits 60 s on 2,000 held jobs and reports the client's CPU share.
+by value needs; offload runs it twice, with the function sent by value and with a function the
+jobs import by name. Workload 6 waits 60 s on 2,000 held jobs and reports the client's CPU share.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tasks
 import workloads
 from counting import CallCounter
 
@@ -108,6 +110,9 @@ def plan(arguments: argparse.Namespace, counter: CallCounter) -> list[Workload]:
         Workload(1, f"{w.ARRAY_TASKS}-task array", {
             "offload": lambda f: w.array_of_tasks(w.offload_slurm(f)),
             "submitit": lambda f: w.array_of_tasks(w.submitit_slurm(f)),
+            "offload, by reference": lambda f: w.array_of_tasks(
+                w.offload_slurm_importable(f), tasks.square
+            ),
             "floor (bare sbatch)": w.bare_array_floor,
             # what unpickling a function sent by value costs each task at least
             "floor + cloudpickle": lambda f: w.bare_array_floor(

@@ -52,6 +52,13 @@ def submitit_slurm(folder: Path) -> Any:
     return executor
 
 
+def offload_slurm_importable(folder: Path) -> Any:
+    """offload on Slurm, with this folder on the jobs' ``PYTHONPATH`` (for :mod:`tasks`)."""
+    executor = offload_slurm(folder)
+    executor.update_parameters(env_vars={"PYTHONPATH": str(Path(__file__).resolve().parent)})
+    return executor
+
+
 def offload_local(folder: Path) -> Any:
     from offload.local import LocalExecutor
 
@@ -69,10 +76,10 @@ def submitit_local(folder: Path) -> Any:
 # -- workloads ----------------------------------------------------------------------------------
 
 
-def array_of_tasks(executor: Any) -> float:
+def array_of_tasks(executor: Any, function: Any = square) -> float:
     """Workload 1: ``map_array`` of trivial tasks, to all results."""
     started = time.perf_counter()
-    jobs = executor.map_array(square, range(ARRAY_TASKS))
+    jobs = executor.map_array(function, range(ARRAY_TASKS))
     results = [job.result() for job in jobs]
     assert results == [x * x for x in range(ARRAY_TASKS)]
     return time.perf_counter() - started

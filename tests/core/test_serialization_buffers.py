@@ -190,3 +190,22 @@ def test_loading_a_plain_value_does_not_import_cloudpickle(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_plain_data_is_pickled_without_cloudpickle_and_the_rest_with_it(tmp_path):
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from offload.core import serialization\n"
+        "folder = Path(sys.argv[1])\n"
+        "serialization.dump({'plain': [1, 2.5, 'x']}, folder / 'plain.pkl', plain_first=True)\n"
+        "print('cloudpickle' in sys.modules)\n"
+        "serialization.dump(lambda x: x + 1, folder / 'lambda.pkl', plain_first=True)\n"
+        "print('cloudpickle' in sys.modules)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["False", "True"], "cloudpickle only for what pickle cannot do"
+    assert serialization.load(tmp_path / "plain.pkl") == {"plain": [1, 2.5, "x"]}
+    assert serialization.load(tmp_path / "lambda.pkl")(1) == 2

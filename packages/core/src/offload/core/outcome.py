@@ -78,7 +78,7 @@ def write(outcome: Outcome, path: Path) -> Outcome:
     A return value that cannot be pickled turns into an error outcome that says so.
     """
     try:
-        serialization.dump(outcome, path)
+        serialization.dump(outcome, path, plain_first=True)
         return outcome
     except Exception as error:
         if not outcome.success:

@@ -59,23 +59,39 @@ def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[IO[bytes]]:
         raise
 
 
-def dump(obj: Any, path: Path) -> None:
+def dump(obj: Any, path: Path, *, plain_first: bool = False) -> None:
     """Pickle ``obj`` to ``path`` atomically, private to the owner (mode 0600).
 
     Buffers of :data:`OUT_OF_BAND_MIN` bytes or more are written after the pickle (see above).
+    With ``plain_first``, the standard pickler is tried first, and cloudpickle only if it fails:
+    a job that returns plain data then never imports cloudpickle, a real share of a short task.
     """
-    import cloudpickle
-
     buffers: list[pickle.PickleBuffer] = []
     with atomic_writer(path) as stream:
         stream.write(bytes(_HEADER.size))
-        cloudpickle.Pickler(stream, protocol=PROTOCOL, buffer_callback=_collector(buffers)).dump(
-            obj
-        )
+        _pickle_into(stream, obj, buffers, plain_first)
         pickle_length = stream.tell() - _HEADER.size
         _write_buffers(stream, buffers)
         stream.seek(0)
         stream.write(_HEADER.pack(MAGIC, VERSION, len(buffers), pickle_length))
+
+
+def _pickle_into(
+    stream: IO[bytes], obj: Any, buffers: list[pickle.PickleBuffer], plain_first: bool
+) -> None:
+    """Pickle ``obj`` at the stream's position, out-of-band buffers into ``buffers``."""
+    start = stream.tell()
+    if plain_first:
+        try:
+            pickle.Pickler(stream, protocol=PROTOCOL, buffer_callback=_collector(buffers)).dump(obj)
+            return
+        except (pickle.PicklingError, AttributeError, TypeError):  # by value, then
+            buffers.clear()
+            stream.seek(start)
+            stream.truncate()
+    import cloudpickle
+
+    cloudpickle.Pickler(stream, protocol=PROTOCOL, buffer_callback=_collector(buffers)).dump(obj)
 
 
 def _collector(buffers: list[pickle.PickleBuffer]) -> Callable[[pickle.PickleBuffer], bool]:
