@@ -149,3 +149,26 @@ def test_a_job_plugin_is_not_forced_on_a_process_that_has_its_manager(fresh_proc
     existing = plugins.get_plugin_manager()
     plugins.use_job_plugin(PluginOrigin("gone", "offload_no_such_module_anywhere"))
     assert plugins.get_plugin_manager() is existing and "gone" not in existing.failed
+
+
+def test_a_process_wide_object_is_made_once_whatever_the_threads():
+    import threading
+    import time
+
+    from offload.core.lazy import ProcessWide
+
+    made = []
+
+    def factory():
+        time.sleep(0.05)  # long enough for the other threads to arrive meanwhile
+        made.append(object())
+        return made[-1]
+
+    shared = ProcessWide(factory)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(shared())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and all(value is made[0] for value in seen) and len(seen) == 8

@@ -12,6 +12,7 @@ import cloudpickle
 import pytest
 
 from offload.core import JobError, JobState, SubmissionError
+from offload.core.lazy import ProcessWide
 from offload.local import LocalExecutor, local_plugin
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -107,7 +108,8 @@ def test_cancel_of_a_finished_job_changes_nothing(executor):
 
 def test_gpus_are_split_between_concurrent_jobs(executor, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
-    monkeypatch.setattr(local_plugin, "_launcher", None)
+    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
+    monkeypatch.setattr(local_plugin, "launcher", fresh)
     executor.update_parameters(gpus_per_node=1)
     jobs = [executor.submit(visible_devices, 2) for _ in range(3)]
     late = executor.submit(visible_devices, 0)
@@ -120,7 +122,8 @@ def test_gpus_are_split_between_concurrent_jobs(executor, monkeypatch):
 
 def test_two_gpus_per_job(executor, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
-    monkeypatch.setattr(local_plugin, "_launcher", None)
+    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
+    monkeypatch.setattr(local_plugin, "launcher", fresh)
     executor.update_parameters(gpus_per_node=2)
     jobs = executor.map_array(visible_devices, [1, 1])
     assert sorted(job.result(timeout=60) for job in jobs) == ["4,5", "6,7"]
@@ -128,7 +131,8 @@ def test_two_gpus_per_job(executor, monkeypatch):
 
 def test_more_gpus_than_the_machine_has_is_refused(executor, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    monkeypatch.setattr(local_plugin, "_launcher", None)
+    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
+    monkeypatch.setattr(local_plugin, "launcher", fresh)
     executor.update_parameters(gpus_per_node=2)
     with pytest.raises(SubmissionError, match=r"asks for 2 GPU.*shows 1"):
         executor.submit(visible_devices, 0)

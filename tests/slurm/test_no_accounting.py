@@ -47,7 +47,7 @@ def cluster_without_accounting() -> Iterator[None]:
 def fresh_status_reader(monkeypatch: pytest.MonkeyPatch) -> StatusReader:
     """A reader that has not learnt yet whether this cluster has accounting."""
     reader = StatusReader()
-    monkeypatch.setattr(plugin, "_reader", reader)
+    monkeypatch.setattr(plugin, "reader", lambda: reader)
     return reader
 
 

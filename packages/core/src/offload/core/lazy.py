@@ -1,12 +1,14 @@
-"""Names a package exports but imports only on first use (PEP 562), so that a job's ranks,
-which import the package, do not pay for what they never touch."""
+"""What is imported or made only on first use, so that a job's ranks, which import the
+packages, do not pay for what they never touch: a package's exports (PEP 562), and the objects
+a plugin keeps for the whole process."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 def lazy_exports(
@@ -34,3 +36,29 @@ def lazy_exports(
         return list(names)
 
     return __getattr__, __dir__
+
+
+T = TypeVar("T")
+
+
+class ProcessWide(Generic[T]):
+    """One object per process, made by ``factory`` on first use; safe to call from any thread.
+
+    For what a plugin keeps for the whole process (a launcher, a status reader) but imports or
+    builds only when a hook first needs it::
+
+        launcher = ProcessWide(_new_launcher)
+        ...
+        launcher().submit(request)
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value

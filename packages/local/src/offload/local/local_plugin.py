@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
+from offload.core.lazy import ProcessWide
 
 from . import supervisor
 
@@ -28,19 +28,15 @@ SPEC = BackendSpec(
     poll_interval=(0.01, 0.5),
 )
 
-_launcher: LocalLauncher | None = None
-_launcher_lock = threading.Lock()
+
+def _new_launcher() -> LocalLauncher:
+    from .launcher import LocalLauncher
+
+    return LocalLauncher()
 
 
-def launcher() -> LocalLauncher:
-    """This process's launcher (created on first use)."""
-    global _launcher
-    with _launcher_lock:
-        if _launcher is None:
-            from .launcher import LocalLauncher
-
-            _launcher = LocalLauncher()
-        return _launcher
+launcher = ProcessWide(_new_launcher)
+"""This process's launcher (created on first use)."""
 
 
 @hookimpl

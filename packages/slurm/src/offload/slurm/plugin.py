@@ -8,12 +8,12 @@ first use only.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from offload.core import BackendSpec, JobEnvironment, JobRef, JobStatus, LaunchRequest, hookimpl
+from offload.core.lazy import ProcessWide
 
 from .environment import NAME, environment_from
 from .options import PARAMETERS
@@ -39,19 +39,15 @@ SPEC = BackendSpec(
     result_grace=3.0,
 )
 
-_reader: StatusReader | None = None
-_reader_lock = threading.Lock()
+
+def _new_reader() -> StatusReader:
+    from .status import StatusReader
+
+    return StatusReader()
 
 
-def reader() -> StatusReader:
-    """This process's status reader (it remembers whether the cluster has accounting)."""
-    global _reader
-    with _reader_lock:
-        if _reader is None:
-            from .status import StatusReader
-
-            _reader = StatusReader()
-        return _reader
+reader = ProcessWide(_new_reader)
+"""This process's status reader (it remembers whether the cluster has accounting)."""
 
 
 @hookimpl
