@@ -428,11 +428,14 @@ def test_config_returns_a_copy(fresh_cluster):
     assert cluster.max_array_size() == 4001
 
 
-def test_a_job_reaches_itself_alone_by_its_array_element_id():
-    from offload.slurm.submit import current_job_id
+def test_a_job_requeues_itself_alone_by_its_array_element_id(monkeypatch, tmp_path):
+    from offload.slurm import commands, plugin
 
+    calls = []
+    monkeypatch.setattr(commands, "run_with_retries", lambda args, **kw: calls.append(args))
     # the first element started of array 8817 has SLURM_JOB_ID 8817, which scontrol reads as
     # the whole array: a requeue by that id would stop every element
     element = {"SLURM_JOB_ID": "8817", "SLURM_ARRAY_JOB_ID": "8817", "SLURM_ARRAY_TASK_ID": "1"}
-    assert current_job_id(element) == "8817_1"
-    assert current_job_id({"SLURM_JOB_ID": "42"}) == "42"
+    environment = environment_from(element)
+    assert plugin.offload_job_requeue("slurm", environment, tmp_path) is True
+    assert calls == [["scontrol", "requeue", "8817_1"]]

@@ -90,5 +90,5 @@ def offload_job_requeue(backend: str, environment: JobEnvironment, job_dir: Path
         return None
     from . import submit as submitting
 
-    submitting.requeue_current_job()
+    submitting.requeue(environment.job_id)
     return True

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from offload.core import JobRef, LaunchRequest, SubmissionError
 from offload.core.serialization import atomic_writer
@@ -99,20 +98,13 @@ def cancel(jobs: Sequence[JobRef]) -> None:
     cancel_ids([job.job_id for job in jobs])
 
 
-def requeue_current_job() -> None:
+def requeue(job_id: str) -> None:
     """Inside a job: requeue it (``scontrol requeue``; this stops the job's ranks).
 
-    Slurm then holds the job for about two minutes; the caller's status reader lets it start
-    at once (see :meth:`StatusReader._release_checkpointed`).
+    ``job_id`` must name this job alone: an array element by ``<array>_<index>``, as
+    :class:`JobEnvironment` gives it (the element's ``SLURM_JOB_ID`` may be the array's own id,
+    which means every element to ``scontrol``). Slurm then holds the job for about two minutes;
+    the caller's status reader lets it start at once (see
+    :meth:`StatusReader._release_checkpointed`).
     """
-    commands.run_with_retries(["scontrol", "requeue", current_job_id(os.environ)])
-
-
-def current_job_id(variables: Mapping[str, str]) -> str:
-    """The id by which Slurm commands reach this job alone: ``"8817_1"`` in an array, where
-    the element's ``SLURM_JOB_ID`` may be the array's own id (``8817``), which means every
-    element to ``scontrol``."""
-    array_job, task = variables.get("SLURM_ARRAY_JOB_ID"), variables.get("SLURM_ARRAY_TASK_ID")
-    if array_job and task:
-        return f"{array_job}_{task}"
-    return variables["SLURM_JOB_ID"]
+    commands.run_with_retries(["scontrol", "requeue", job_id])
