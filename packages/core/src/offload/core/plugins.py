@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -52,28 +52,43 @@ class PluginManager(pluggy.PluginManager):
         the other plugins work.
         """
         self._entry_points_pending = False
-        disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
-        for name in disabled:
-            self.set_blocked(name)
+        self._block_disabled()
         for entry_point in entry_points(group=hookspecs.PROJECT):
-            if self.is_blocked(entry_point.name) or self.has_plugin(entry_point.name):
-                continue
-            try:
-                plugin = entry_point.load()
-                self.register(plugin, name=entry_point.name)
-                self._check_plugin(plugin)
-            except Exception as error:
-                if self.has_plugin(entry_point.name):
-                    self.unregister(name=entry_point.name)
-                self._fail(entry_point.name, f"{entry_point.value} failed to load", error)
+            if not self.is_blocked(entry_point.name) and not self.has_plugin(entry_point.name):
+                self._load(entry_point.name, entry_point.load, entry_point.value)
         self.check_pending()
 
+    def load_first(self, origin: PluginOrigin) -> None:
+        """Register the plugin ``origin`` names, imported from its module, and leave the other
+        entry points until a backend is asked for (:meth:`load_remaining_entry_points`)."""
+        self._block_disabled()
+        if not self.is_blocked(origin.name):
+            module = origin.module
+            self._load(origin.name, lambda: importlib.import_module(module), module)
+        self._entry_points_pending = True
+
     def load_remaining_entry_points(self) -> None:
-        """Load the entry points a job's manager left for later (see :func:`use_job_plugin`)."""
+        """Load the entry points that :meth:`load_first` left for later, if any."""
         if self._entry_points_pending:
             self.load_entry_points()
             with self._lock:
                 self._backends = None  # declared again, with the plugins just loaded
+
+    def _block_disabled(self) -> None:
+        for name in os.environ.get(DISABLE_VARIABLE, "").split(","):
+            if name.strip():
+                self.set_blocked(name.strip())
+
+    def _load(self, name: str, load: Callable[[], object], source: str) -> None:
+        """Register what ``load`` returns as plugin ``name``; a failure is remembered."""
+        try:
+            plugin = load()
+            self.register(plugin, name=name)
+            self._check_plugin(plugin)
+        except Exception as error:
+            if self.has_plugin(name):
+                self.unregister(name=name)
+            self._fail(name, f"{source} failed to load", error)
 
     def _check_plugin(self, plugin: object) -> None:
         """Raise if ``plugin`` implements a hook that has no specification (a misspelling)."""
@@ -191,17 +206,10 @@ def use_job_plugin(origin: PluginOrigin) -> None:
     """
     global _manager
     with _manager_lock:
-        if _manager is not None:
-            return
-        manager = PluginManager()
-        disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",")}
-        if origin.name not in disabled:
-            try:
-                manager.register(importlib.import_module(origin.module), name=origin.name)
-            except Exception as error:
-                manager._fail(origin.name, f"{origin.module} failed to load", error)
-        manager._entry_points_pending = True
-        _manager = manager
+        if _manager is None:
+            manager = PluginManager()
+            manager.load_first(origin)
+            _manager = manager
 
 
 def reset_plugin_manager() -> None:
