@@ -311,12 +311,13 @@ def test_no_jobs_asks_nothing(scheduler):
 
 
 def test_a_requeued_job_that_checkpointed_may_start_at_once(scheduler, refs):
-    """Slurm holds requeued jobs for minutes; the marker a checkpointed job leaves lifts that."""
+    """Slurm holds requeued jobs for minutes; the marker a checkpointed job leaves lifts that,
+    also for a job that ran and was requeued between two polls (never seen running)."""
     scheduler.answers["sacct"] = "31|RUNNING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
     scheduler.answers["scontrol"] = ""
-    waiting, plain, running = refs("31", "32", "33")
+    waiting, unseen, running = refs("31", "32", "33")
     reader = StatusReader()
-    reader.statuses([waiting, plain, running])  # 31 and 33 run; 32 never started
+    reader.statuses([waiting, unseen, running])  # 31 and 33 run; 32's run falls between polls
     scheduler.answers["sacct"] = "31|PENDING|0:0|None\n32|PENDING|0:0|None\n33|RUNNING|0:0|None\n"
     marker = waiting.paths.job_dir / "awaiting-restart"
     marker.touch()
@@ -324,13 +325,16 @@ def test_a_requeued_job_that_checkpointed_may_start_at_once(scheduler, refs):
     assert "scontrol" not in scheduler.commands(), "not within seconds of the requeue"
     old = time.time() - 10
     os.utime(marker, (old, old))
-    for job in (plain, running):  # never ran; running: not pending yet, left for later
+    for job in (unseen, running):  # running: not pending yet, left for later
         (job.paths.job_dir / "awaiting-restart").touch()
         os.utime(job.paths.job_dir / "awaiting-restart", (old, old))
-    reader.statuses([waiting, plain, running])
+    reader.statuses([waiting, unseen, running])
     updates = [call for call in scheduler.calls if call[0] == "scontrol"]
-    assert updates == [["scontrol", "update", "JobId=31", "StartTime=now"]]
+    assert updates == [
+        ["scontrol", "update", "JobId=31", "StartTime=now"],
+        ["scontrol", "update", "JobId=32", "StartTime=now"],
+    ]
     assert not marker.exists()
     assert (running.paths.job_dir / "awaiting-restart").exists()
-    reader.statuses([waiting, plain])
-    assert len([call for call in scheduler.calls if call[0] == "scontrol"]) == 1, "once"
+    reader.statuses([waiting, unseen])
+    assert len([call for call in scheduler.calls if call[0] == "scontrol"]) == 2, "once each"

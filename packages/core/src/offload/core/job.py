@@ -49,7 +49,8 @@ class Job(Generic[R]):
         self.num_tasks = num_tasks
         self._job_id = job_id
         self._rank = rank
-        self._result_files: list[str] | None = None  # checked at every tick of a wait
+        # checked at every tick of a wait: built once, and no stat once they are all there
+        self._result_files = [os.fspath(paths.result(rank)) for rank in self._ranks]
         self._results_seen = False
 
     # -- identity --------------------------------------------------------------------------
@@ -118,8 +119,6 @@ class Job(Generic[R]):
 
     def _has_results(self) -> bool:
         if not self._results_seen:
-            if self._result_files is None:
-                self._result_files = [os.fspath(self.paths.result(rank)) for rank in self._ranks]
             self._results_seen = all(map(os.path.exists, self._result_files))
         return self._results_seen
 

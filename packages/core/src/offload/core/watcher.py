@@ -25,7 +25,6 @@ logger = logging.getLogger("offload.core.watcher")
 
 UNKNOWN = JobStatus(JobState.UNKNOWN)
 _WAITING = (JobState.PENDING, JobState.REQUEUED)
-_RUNNING = JobState.RUNNING
 SUBMITTED = JobStatus(JobState.PENDING, "", "submitted; the scheduler was not asked yet")
 FIRST_TICK = 0.005
 """Seconds between the first checks of result files; grows while nothing changes."""
@@ -140,7 +139,11 @@ class StatusWatcher:
                     changed = True
                     self._statuses[ref.job_id] = new
                     logger.debug("%s job %s: %s", self.backend.name, ref.job_id, new)
-                    if new.state in _WAITING and known is not None and known.state is _RUNNING:
+                    if (
+                        new.state in _WAITING
+                        and known is not None
+                        and known.state is JobState.RUNNING
+                    ):
                         self._newest = self._last_query  # requeued: a new submission, in effect
                         self._schedule()
                 if new.state.is_terminal:

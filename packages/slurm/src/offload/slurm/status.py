@@ -166,8 +166,6 @@ class StatusReader:
             status = answer.get(ref.job_id)
             if status is None or status.state not in (JobState.PENDING, JobState.REQUEUED):
                 continue
-            if ref.job_id not in self._seen_started:
-                continue  # it never ran, so it was never requeued: no marker to look for
             marker = ref.paths.job_dir / RESTART_MARKER
             try:
                 age = time.time() - marker.stat().st_mtime
