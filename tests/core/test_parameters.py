@@ -49,6 +49,9 @@ def test_other_backends_parameters_are_accepted_and_not_passed_on(executor):
         ("env_vars", {"1BAD": "x"}, "not a valid environment variable name"),
         ("env_vars", {"GOOD": 3}, "must be a str"),
         ("debug_post_mortem", "yes", "expected bool"),
+        ("checkpoint_signal", "KILL", "cannot be caught"),
+        ("checkpoint_signal", "SIGTERM", "stops a job"),
+        ("checkpoint_signal", "USR3", "not a signal name"),
     ],
 )
 def test_bad_values_are_refused(executor, name, value, message):

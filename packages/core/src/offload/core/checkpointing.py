@@ -164,7 +164,13 @@ class CheckpointGuard:
     def __enter__(self) -> CheckpointGuard:
         if threading.current_thread() is not threading.main_thread():
             return self  # signals are only delivered to the main thread
-        for number in {self.settings.signal, signal.SIGTERM}:
+        handled = [self.settings.signal]
+        if self.checkpointable or os.environ.get(SIGTERM_WAITS) == "1":
+            handled.append(signal.SIGTERM)
+        # Otherwise SIGTERM keeps its default action, which ends the rank at once. A Python
+        # handler would run only at the interpreter's next check: a signal that lands after the
+        # last check before a long blocking call (a sleep, a read) would wait for that call.
+        for number in handled:
             self._previous[number] = signal.signal(number, self._on_signal)
         return self
 
@@ -190,22 +196,17 @@ class CheckpointGuard:
 
     def _stopped(self) -> None:
         rank = self.environment.global_rank
-        if not self.checkpointable:
-            if os.environ.get(SIGTERM_WAITS) == "1":
-                # Ending now would end the job: a preempted job must outlive its grace time
-                # to be requeued (from scratch, as nothing was saved).
-                logger.info(
-                    "rank %d got SIGTERM (preempted or cancelled) and is not checkpointable: "
-                    "waiting for the scheduler to stop it",
-                    rank,
-                )
-                if rank == 0:
-                    (self.paths.job_dir / RESTART_MARKER).touch()
-                self._wait_to_be_stopped()
-                return
-            logger.info("rank %d got SIGTERM and is not checkpointable: stopping", rank)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+        if not self.checkpointable:  # then the scheduler asked the ranks to outlive SIGTERM
+            # Ending now would end the job: a preempted job must outlive its grace time
+            # to be requeued (from scratch, as nothing was saved).
+            logger.info(
+                "rank %d got SIGTERM (preempted or cancelled) and is not checkpointable: "
+                "waiting for the scheduler to stop it",
+                rank,
+            )
+            if rank == 0:
+                (self.paths.job_dir / RESTART_MARKER).touch()
+            self._wait_to_be_stopped()
             return
         logger.info("rank %d got SIGTERM (preempted or cancelled): checkpointing", rank)
         self._save()

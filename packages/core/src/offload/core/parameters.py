@@ -93,6 +93,8 @@ def _signal(value: str) -> None:
     number = signal_named(value)
     if number in (signal.SIGKILL, signal.SIGSTOP):
         raise ValueError("cannot be caught by the job: use USR1, USR2, URG...")
+    if number == signal.SIGTERM:
+        raise ValueError("is the signal that stops a job (cancel, preemption): use USR1, USR2...")
 
 
 GENERIC_PARAMETERS: tuple[Parameter, ...] = (
