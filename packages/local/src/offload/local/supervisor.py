@@ -208,6 +208,10 @@ class Supervisor:
             if self.ending:
                 break
             signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
+            # A SIGTERM that came just before the block has only been noted: its Python handler
+            # runs at the interpreter's next check, which may fall between the fork and the
+            # line that records the child. Then the handler stops the ranks it knows, not this
+            # one; it is stopped below, once recorded.
             pid = os.fork()
             if pid == 0:
                 code = 1
@@ -221,6 +225,8 @@ class Supervisor:
                     sys.stderr.flush()
                     os._exit(code)
             self.children[pid] = rank
+            if self.ending:
+                os.kill(pid, signal.SIGTERM)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
         if self.timeout and not self.ending:
             first = self.timeout - self.signal_delay if self.signal_delay else self.timeout
