@@ -1,12 +1,14 @@
 """Shared test setup: tests marked ``slurm`` need the live test cluster.
 
 Without one they are skipped, with the command that starts it; when ``CI`` is set they fail
-instead, so that a CI run cannot pass by skipping the cluster tests.
+instead, so that a CI run cannot pass by skipping the cluster tests. The same goes for what
+some of them need besides: root, to stop and restart the cluster's daemons, and PyTorch.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import shutil
 import subprocess
@@ -47,7 +49,42 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     reason = slurm_unavailable()
     if reason is None:
         return
-    message = f"{reason}. Start the test cluster with: {CLUSTER_SCRIPT.relative_to(ROOT)} start"
+    skip_unless_ci(
+        f"{reason}. Start the test cluster with: {CLUSTER_SCRIPT.relative_to(ROOT)} start"
+    )
+
+
+def skip_unless_ci(message: str) -> None:
+    """Skip with ``message``; under ``CI``, where everything the tests need is installed, fail."""
     if os.environ.get("CI"):
-        pytest.fail(f"CI needs the live Slurm cluster: {message}", pytrace=False)
+        pytest.fail(f"CI needs this test to run: {message}", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def cluster_admin() -> None:
+    """For tests that stop or restart the test cluster's daemons, which takes root."""
+    if os.geteuid() != 0:
+        skip_unless_ci(
+            f"stopping and starting the test cluster's daemons needs root ({CLUSTER_SCRIPT.name})"
+        )
+
+
+def _installed(module: str, installed_by: str) -> object:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        skip_unless_ci(f"{module} is not installed ({error}); {installed_by} installs it")
+        raise  # not reached: skip_unless_ci raises
+
+
+@pytest.fixture(scope="session")
+def torch() -> object:
+    """PyTorch, for the torch.distributed tests."""
+    return _installed("torch", "nox -s tests (requirements/torch.txt)")
+
+
+@pytest.fixture(scope="session")
+def numpy() -> object:
+    """NumPy, for the tests of large arrays as results."""
+    return _installed("numpy", "nox -s tests (requirements/tests.txt)")

@@ -86,8 +86,7 @@ def test_mixed_buffers_keep_their_order_sizes_and_read_only_flag(tmp_path):
     assert not memoryview(loaded["medium"].data).readonly
 
 
-def test_numpy_arrays_round_trip_out_of_band(tmp_path):
-    numpy = pytest.importorskip("numpy")
+def test_numpy_arrays_round_trip_out_of_band(tmp_path, numpy):
     big = numpy.arange(LARGE // 8, dtype=numpy.float64).reshape(-1, 8)
     value = {
         "c": big,

@@ -35,8 +35,7 @@ def all_reduce_over_nodes():
         dist.destroy_process_group()
 
 
-def test_gloo_all_reduce_across_two_nodes(tmp_path):
-    pytest.importorskip("torch")
+def test_gloo_all_reduce_across_two_nodes(tmp_path, torch):
     from offload.slurm import SlurmExecutor
 
     executor = SlurmExecutor(tmp_path / "jobs", timeout_min=10, nodes=2, tasks_per_node=2)

@@ -113,8 +113,7 @@ def all_reduce_ranks():
         dist.destroy_process_group()
 
 
-def test_a_gloo_group_across_the_ranks_of_a_local_job(tmp_path):
-    pytest.importorskip("torch")
+def test_a_gloo_group_across_the_ranks_of_a_local_job(tmp_path, torch):
     executor = LocalExecutor(tmp_path / "jobs", tasks_per_node=3)
     job = executor.submit(all_reduce_ranks)
     results = job.results(timeout=240)
