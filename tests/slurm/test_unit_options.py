@@ -106,6 +106,14 @@ def test_control_characters_are_refused_in_lists_and_mappings(char):
         validate(slurm_template_dir=["/ok", f"/templates{char}"])
     with pytest.raises(ParameterError, match="slurm_additional_parameters"):
         validate(slurm_additional_parameters={"mem_per_cpu": f"2G{char}"})
+    with pytest.raises(ParameterError, match="slurm_srun_args"):
+        validate(slurm_srun_args=["--cpu-bind=none", f"-v{char}"])
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\x00"], ids=repr)
+def test_environment_values_with_line_breaks_are_refused(char):
+    with pytest.raises(ParameterError, match="env_vars"):
+        validate(env_vars={"GREETING": f"hello{char}export OTHER=1"})
 
 
 def test_valid_parameters_pass_through():
@@ -132,7 +140,7 @@ def test_valid_parameters_pass_through():
         ({"slurm_setup": "echo one"}, "expected list"),
         ({"slurm_setup": ["echo", 3]}, "each item must be a str, not int"),
         ({"slurm_srun_args": ["--x", None]}, "each item must be a str, not NoneType"),
-        ({"slurm_srun_args": ["a\x00b"]}, "NUL"),
+        ({"slurm_srun_args": ["a\x00b"]}, "one line"),
         ({"slurm_array_parallelism": 0}, "greater than 0"),
         ({"slurm_array_parallelism": True}, "expected int"),
         ({"slurm_exclusive": "yes"}, "expected bool"),

@@ -83,8 +83,9 @@ def environment_mapping(value: Mapping[Any, Any]) -> None:
             raise ValueError(f"{key!r} is not a valid environment variable name")
         if not isinstance(item, str):
             raise ValueError(f"the value of {key} must be a str, not {type(item).__name__}")
-        if "\x00" in item:
-            raise ValueError(f"the value of {key} contains a NUL character")
+        if "\x00" in item or "\n" in item or "\r" in item:
+            # a job script sets each variable on one line of its own
+            raise ValueError(f"the value of {key} must be one line (no line break or NUL)")
 
 
 def _signal(value: str) -> None:
