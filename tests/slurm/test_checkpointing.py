@@ -11,7 +11,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from offload.core import DelayedSubmission, JobError, JobState
+from offload.core import DelayedSubmission, Job, JobError, JobState
+from offload.helpers import Checkpointable
 from offload.slurm import SlurmExecutor
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -39,12 +40,42 @@ class CountTo:
         return DelayedSubmission(self, target)
 
 
+class Tally(Checkpointable):
+    """:class:`CountTo` written as users are told to: a subclass of the helpers' base class."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.starts = 0
+
+    def __call__(self, target: int) -> dict[str, Any]:
+        self.starts += 1
+        while self.done < target:
+            time.sleep(1.0)
+            self.done += 1
+        return {"total": self.done, "starts": self.starts}
+
+
+def wait_until_started(job: Job[Any], rank: int = 0) -> None:
+    deadline = time.monotonic() + 120
+    while "starting" not in (job.task(rank).stderr() or ""):
+        assert time.monotonic() < deadline, f"the job did not start: {job.status}"
+        time.sleep(0.5)
+
+
 def test_jobs_needing_two_minutes_finish_through_time_limit_requeues(tmp_path: Path) -> None:
-    """Two array elements of two ranks each: every rank checkpoints before each requeue, and
-    array elements are requeued (and let start again) by their own ids."""
+    """Two array elements of two ranks each (launched by srun): every rank checkpoints before
+    each requeue, and array elements are requeued (and let start again) by their own ids. Beside
+    them, a one-rank job (run by the batch shell, which relays the signal to it) does the same."""
     # checkpoints 40 s into each run: three runs or so for 110 s of work
     executor = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=20, tasks_per_node=2)
     jobs = executor.map_array(CountTo(step=1.0), [110, 110])
+    one_rank = SlurmExecutor(tmp_path / "jobs", timeout_min=1, signal_delay_s=20)
+    single = one_rank.submit(Tally(), 110)
+    alone = single.result(timeout=WAIT)
+    assert alone["total"] == 110 and alone["starts"] >= 2, alone
+    assert "resumes from its checkpoint" in (single.stderr() or "")
+    script = single.paths.group_dir.joinpath("slurm-batch.sh").read_text()
+    assert "srun" not in script and "--signal=B:USR2" in script, "the batch shell runs the rank"
     for job in jobs:
         results = job.results(timeout=WAIT)
         assert [r["total"] for r in results] == [110, 110], "the result of an uninterrupted run"
@@ -80,24 +111,30 @@ def test_a_preempted_job_is_requeued_and_finishes(tmp_path: Path) -> None:
         timeout_min=20,
         nodes=2,
         tasks_per_node=1,
-        cpus_per_task=4,
+        cpus_per_task=2,
         slurm_partition="low",
     )
-    job = low.submit(CountTo(step=1.0), 60)
-    deadline = time.monotonic() + 120
-    while "starting" not in (job.task(1).stderr() or ""):
-        assert time.monotonic() < deadline, f"the low job did not start: {job.status}"
-        time.sleep(0.5)
-    time.sleep(5)  # some work done, to be kept by the checkpoint
-    high = SlurmExecutor(tmp_path / "jobs", timeout_min=5, cpus_per_task=4, slurm_partition="high")
+    job = low.submit(CountTo(step=1.0), 60)  # two ranks, launched by srun
+    one_rank = SlurmExecutor(
+        tmp_path / "jobs", timeout_min=20, cpus_per_task=2, slurm_partition="low"
+    )
+    single = one_rank.submit(Tally(), 60)  # run by the batch shell
+    wait_until_started(job, rank=1)
+    wait_until_started(single)
+    time.sleep(5)  # some work done, to be kept by the checkpoints
+    # both nodes, whole: every job of 'low' is in its way
+    high = SlurmExecutor(
+        tmp_path / "jobs", timeout_min=5, nodes=2, cpus_per_task=4, slurm_partition="high"
+    )
     urgent = high.submit(pow, 2, 10)
-    assert urgent.result(timeout=WAIT) == 1024
-    results = job.results(timeout=WAIT)
-    assert [r["total"] for r in results] == [60, 60], "the result of an uninterrupted run"
-    assert all(r["starts"] >= 2 for r in results), "both ranks resumed from their checkpoints"
-    assert "preempted or cancelled" in (job.stderr() or "")
-    requeues = job.paths.job_dir / "requeues.json"
-    assert not requeues.exists(), "a preemption spends nothing of the time-limit budget"
+    assert urgent.results(timeout=WAIT) == [1024, 1024]
+    results = [*job.results(timeout=WAIT), single.result(timeout=WAIT)]
+    assert [r["total"] for r in results] == [60, 60, 60], "the result of an uninterrupted run"
+    assert all(r["starts"] >= 2 for r in results), "every rank resumed from its checkpoint"
+    for preempted in (job, single):
+        assert "preempted or cancelled" in (preempted.stderr() or "")
+        requeues = preempted.paths.job_dir / "requeues.json"
+        assert not requeues.exists(), "a preemption spends nothing of the time-limit budget"
 
 
 def count_plainly(target: int) -> int:
