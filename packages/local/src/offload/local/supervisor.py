@@ -128,6 +128,11 @@ class Supervisor:
         self.warned = False  # the checkpoint signal was sent in this attempt
         self.requeue_asked = False
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the ranks are being ended (set by a signal handler, at any point)."""
+        return self.ending is not None
+
     def _stop_children(self, reason: str) -> None:
         if self.ending is None:
             self.ending = reason
@@ -225,7 +230,7 @@ class Supervisor:
                     sys.stderr.flush()
                     os._exit(code)
             self.children[pid] = rank
-            if self.ending:
+            if self.stopping:
                 os.kill(pid, signal.SIGTERM)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
         if self.timeout and not self.ending:
