@@ -7,6 +7,7 @@ import sys
 import cloudpickle
 import pytest
 
+from offload.core import checkpointing
 from offload.helpers import clean_env
 from offload.local import LocalExecutor
 
@@ -21,6 +22,8 @@ INHERITED = {
     "PMIX_RANK": "1",
     "OFFLOAD_LOCAL_JOB_ID": "x",
     "OFFLOAD_SLURM_ARRAY_OFFSET": "3",
+    "OFFLOAD_SIGTERM_WAITS": "1",
+    "OFFLOAD_CHECKPOINT_AT": "1700000000",
     "MASTER_PORT": "23456",
     "RANK": "1",
 }
@@ -41,6 +44,15 @@ def test_scheduler_variables_are_removed_then_restored(monkeypatch):
     assert {name: os.environ[name] for name in INHERITED} == INHERITED
     assert os.environ["NEW_ONE"] == "stays"
     monkeypatch.delenv("NEW_ONE")
+
+
+def test_the_job_side_variables_of_offload_are_removed(monkeypatch):
+    """A job submitted inside the block must not checkpoint at the current job's time."""
+    for name in checkpointing.JOB_VARIABLES:
+        monkeypatch.setenv(name, "1")
+    with clean_env() as removed:
+        assert set(checkpointing.JOB_VARIABLES) <= set(removed)
+        assert not any(name in os.environ for name in checkpointing.JOB_VARIABLES)
 
 
 def test_keep_leaves_named_variables(monkeypatch):

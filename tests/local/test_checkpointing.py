@@ -12,8 +12,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from offload.core import DelayedSubmission, JobEnvironment, JobError
-from offload.local import LocalExecutor
+from offload.core import DelayedSubmission, JobEnvironment, JobError, checkpointing
+from offload.local import LocalExecutor, supervisor
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -90,6 +90,16 @@ def test_the_requeue_budget_ends_with_a_clear_error(executor: LocalExecutor) -> 
     assert "max_num_timeout=1 allows no more" in str(raised.value)
 
 
+def test_the_default_requeue_budget_is_three_requeues(executor: LocalExecutor) -> None:
+    job = executor.submit(CountTo(step=0.1), 10_000)
+    with pytest.raises(JobError) as raised:
+        job.result(timeout=TIMEOUT)
+    assert raised.value.state == "TIMEOUT"
+    assert "requeue budget was spent" in str(raised.value)
+    assert "requeued 3 time(s) at its time limit" in str(raised.value)
+    assert "max_num_timeout=3 allows no more" in str(raised.value)
+
+
 def test_a_job_that_is_not_checkpointable_times_out(executor: LocalExecutor) -> None:
     job = executor.submit(count_plainly, 10_000)
     with pytest.raises(JobError, match="time limit") as raised:
@@ -130,3 +140,30 @@ def test_an_early_checkpoint_signal_waits_for_the_planned_time(
     first = next(line for line in log if "the time limit is near: checkpointing" in line)
     stamp = time.mktime(time.strptime(first[:19], "%Y-%m-%d %H:%M:%S"))
     assert stamp >= int(planned) - 1, "the first checkpoint waited for the planned time"
+
+
+def variables_seen(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def test_a_job_submitted_from_inside_a_job_gets_its_own_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submitter's job variables (a Slurm job's checkpoint time, a local rank's number)
+    describe the submitter's job: the new job would checkpoint at the wrong time."""
+    inherited = {
+        checkpointing.CHECKPOINT_AT: str(time.time() + 3600),
+        checkpointing.SIGTERM_WAITS: "1",
+        supervisor.RANK: "3",
+        supervisor.NUM_TASKS: "4",
+        supervisor.ARRAY_JOB_ID: "outer",
+        supervisor.ARRAY_TASK_ID: "2",
+    }
+    for name, value in inherited.items():
+        monkeypatch.setenv(name, value)
+    job = LocalExecutor(tmp_path / "jobs").submit(variables_seen, (*inherited, supervisor.JOB_ID))
+    assert job.result(timeout=TIMEOUT) == {
+        supervisor.RANK: "0",
+        supervisor.NUM_TASKS: "1",
+        supervisor.JOB_ID: job.job_id,
+    }

@@ -244,6 +244,25 @@ def test_environment_values_are_inert_and_round_trip(tmp_path, fake_srun):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("timeout_min", [None, 5])
+def test_the_submitters_job_side_variables_do_not_reach_the_job(tmp_path, fake_srun, timeout_min):
+    """sbatch passes the submitting environment on: submitted from inside another job, a job
+    must not inherit that job's checkpoint time, with or without a time limit of its own."""
+    parameters = {"timeout_min": timeout_min} if timeout_min else {}
+    request = make_request(tmp_path, slurm_use_srun=True, **parameters)
+    started = time.time()
+    inherited = {"OFFLOAD_CHECKPOINT_AT": "12345", "OFFLOAD_SIGTERM_WAITS": "0"}
+    finished = run_script(render(request, None).text, tmp_path, **inherited)
+    assert finished.returncode == 0, finished.stderr
+    environment = json.loads(fake_srun.read_text())["env"]
+    assert environment["OFFLOAD_SIGTERM_WAITS"] == "1"
+    if timeout_min is None:
+        assert "OFFLOAD_CHECKPOINT_AT" not in environment
+    else:  # 90 s before the limit, counted from the job's start
+        due = float(environment["OFFLOAD_CHECKPOINT_AT"]) - started
+        assert timeout_min * 60 - 90 - 2 <= due <= timeout_min * 60 - 90 + 2
+
+
 def test_setup_lines_run_in_order_before_the_launch(tmp_path, fake_srun):
     setup = ["echo one >> setup.log", "export FROM_SETUP=yes", "echo two >> setup.log"]
     request = make_request(tmp_path, slurm_setup=setup, slurm_use_srun=True)

@@ -59,6 +59,10 @@ CHECKPOINT_AT = "OFFLOAD_CHECKPOINT_AT"
 """Environment variable a backend may set in the job: the time (seconds since the epoch) at
 which to checkpoint. A checkpoint signal that comes earlier (schedulers check time limits on a
 coarse cycle) only sets a timer for that time."""
+JOB_VARIABLES = (SIGTERM_WAITS, CHECKPOINT_AT)
+"""The variables a backend sets in a job's own processes for this module. They describe that
+job only: a backend must not pass them on to the jobs it submits (submitted from inside a job,
+those would get that job's values); it sets them for each job, or leaves them unset."""
 
 
 @dataclass(frozen=True)

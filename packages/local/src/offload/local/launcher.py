@@ -25,6 +25,17 @@ logger = logging.getLogger("offload.local")
 
 CANCEL_MARKER = "local-cancelled"
 
+SUBMITTER_JOB_VARIABLES = (
+    *checkpointing.JOB_VARIABLES,
+    supervisor.JOB_ID,
+    supervisor.ARRAY_JOB_ID,
+    supervisor.ARRAY_TASK_ID,
+    supervisor.RANK,
+    supervisor.NUM_TASKS,
+)
+"""Variables that describe the job the submitter runs in, if any: a new job does not inherit
+them (its own are set by the launcher and the supervisor)."""
+
 
 @dataclass
 class _Launch:
@@ -188,7 +199,7 @@ class LocalLauncher:
                 logger.debug("local job %s started as pid %d", launch.job_id, pid)
 
     def _environment(self, launch: _Launch, devices: list[str]) -> dict[str, str]:
-        environment = dict(os.environ)
+        environment = _inherited(os.environ)
         environment.update(launch.request.env_vars)
         environment[supervisor.JOB_ID] = launch.job_id
         for name in (supervisor.ARRAY_JOB_ID, supervisor.ARRAY_TASK_ID):
@@ -346,6 +357,13 @@ class LocalLauncher:
                 os.killpg(int(pid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def _inherited(variables: Mapping[str, str]) -> dict[str, str]:
+    """What a job inherits of ``variables``: all but those of the job the submitter runs in
+    (a job submitted from inside a Slurm job would otherwise checkpoint at the outer job's
+    time, and a rank's own variables would describe the outer job)."""
+    return {k: v for k, v in variables.items() if k not in SUBMITTER_JOB_VARIABLES}
 
 
 def startup_variables(variables: Mapping[str, str]) -> dict[str, str]:
