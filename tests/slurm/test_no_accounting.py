@@ -5,9 +5,10 @@ The module restarts the test cluster with ``--no-accounting`` and restores it af
 
 from __future__ import annotations
 
-import os
+import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +34,7 @@ def restart_cluster(*options: str) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cluster_without_accounting() -> Iterator[None]:
-    if os.geteuid() != 0:
-        pytest.skip("restarting the test cluster without accounting needs root")
+def cluster_without_accounting(cluster_admin: None) -> Iterator[None]:
     restart_cluster("--no-accounting")
     try:
         yield
@@ -99,6 +98,43 @@ def test_states_come_from_squeue(
     assert not fresh_status_reader.uses_sacct
     assert scheduler_calls.count("sacct") == 1, "sacct is tried once, then left alone"
     assert scheduler_calls.count("squeue") >= 1
+
+
+def test_the_caller_waits_through_a_controller_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without accounting every status query needs the controller: while it is down, they fail,
+    and the caller logs that, keeps what it knew of the job, and keeps waiting."""
+    caplog.set_level(logging.WARNING, logger="offload")
+    executor = SlurmExecutor(
+        tmp_path / "jobs", timeout_min=5, slurm_additional_parameters={"begin": "now+5"}
+    )
+    job = executor.submit(pow, 3, 4)  # it can start only after the outage has begun
+    subprocess.run([str(CLUSTER), "stop-controller"], check=True)
+    restarting = threading.Event()
+
+    def restore() -> None:
+        try:
+            time.sleep(15)
+        finally:
+            restarting.set()
+            subprocess.run([str(CLUSTER), "start-controller"], check=True)
+
+    restorer = threading.Thread(target=restore)
+    restorer.start()
+    try:
+        assert job.result(timeout=TIMEOUT) == 81
+        assert restarting.is_set(), "the result came once the controller was started again"
+    finally:
+        restorer.join()
+    failed = [r.getMessage() for r in caplog.records if "will ask again" in r.getMessage()]
+    assert failed, "status queries were made during the outage, failed, and were made again"
+    assert all("Unable to contact slurm controller" in message for message in failed), failed
+    deadline = time.monotonic() + TIMEOUT
+    while not job.state.is_terminal:
+        assert time.monotonic() < deadline, job.status
+        time.sleep(0.3)
+    assert job.state is JobState.COMPLETED
 
 
 class TestConformanceWithoutAccounting(BackendConformance):
