@@ -7,9 +7,11 @@ get fake Slurm commands (``fake_bin``) and retries without waiting (``sleeps``).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +20,8 @@ import pytest
 
 from offload.slurm import cluster, commands
 from offload.slurm import submit as submitting
+
+CLUSTER = Path(__file__).resolve().parents[2] / "tools" / "slurm-test-cluster"
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +101,39 @@ def sleeps(monkeypatch):
         commands, "time", SimpleNamespace(sleep=waited.append, perf_counter=time.perf_counter)
     )
     return waited
+
+
+class ControllerOutage:
+    """Stops the test cluster's slurmctld on entering, and starts it again ``seconds`` later,
+    from a thread; leaving waits for the restart."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._restarting = threading.Event()
+        self._thread = threading.Thread(target=self._restore)
+
+    @property
+    def over(self) -> bool:
+        """Whether the restart has begun (a job may start and end before the command returns)."""
+        return self._restarting.is_set()
+
+    def __enter__(self) -> ControllerOutage:
+        subprocess.run([str(CLUSTER), "stop-controller"], check=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+
+    def _restore(self) -> None:
+        try:
+            time.sleep(self.seconds)
+        finally:
+            self._restarting.set()
+            subprocess.run([str(CLUSTER), "start-controller"], check=True)
+
+
+@pytest.fixture
+def controller_outage(cluster_admin: None) -> Callable[[float], ControllerOutage]:
+    """``with controller_outage(10) as outage:`` — slurmctld is down for the first 10 s."""
+    return ControllerOutage

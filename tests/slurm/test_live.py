@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -322,30 +321,17 @@ def test_a_transient_sacct_failure_is_retried_without_a_wrong_state(
     assert not [s for s in seen if s.is_terminal and s is not JobState.COMPLETED], seen
 
 
-@pytest.mark.usefixtures("cluster_admin")
-def test_the_caller_waits_through_a_controller_outage(executor: SlurmExecutor) -> None:
+def test_the_caller_waits_through_a_controller_outage(
+    executor: SlurmExecutor, controller_outage: Any
+) -> None:
     """With accounting, sacct (answered by slurmdbd) still tells the job's state; the outage
     with failing status queries is proven in test_no_accounting.py."""
     # The job may start only after the outage: its begin time is a few seconds away.
     executor.update_parameters(slurm_additional_parameters={"begin": "now+4"})
     job = executor.submit(pow, 2, 5)
-    subprocess.run([str(CLUSTER), "stop-controller"], check=True)
-    restarting = threading.Event()
-
-    def restore() -> None:
-        try:
-            time.sleep(10)
-        finally:
-            restarting.set()  # the job may start and end before the start command returns
-            subprocess.run([str(CLUSTER), "start-controller"], check=True)
-
-    restorer = threading.Thread(target=restore)
-    restorer.start()
-    try:
+    with controller_outage(10) as outage:
         assert job.result(timeout=TIMEOUT) == 32
-        assert restarting.is_set(), "the result came once the controller was started again"
-    finally:
-        restorer.join()
+        assert outage.over, "the result came once the controller was started again"
     # The result file comes before the scheduler has seen the batch script end.
     wait_for(lambda: job.state.is_terminal, what="a terminal state")
     assert job.state is JobState.COMPLETED

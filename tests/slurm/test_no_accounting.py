@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +100,7 @@ def test_states_come_from_squeue(
 
 
 def test_the_caller_waits_through_a_controller_outage(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, controller_outage: Any
 ) -> None:
     """Without accounting every status query needs the controller: while it is down, they fail,
     and the caller logs that, keeps what it knew of the job, and keeps waiting."""
@@ -110,23 +109,9 @@ def test_the_caller_waits_through_a_controller_outage(
         tmp_path / "jobs", timeout_min=5, slurm_additional_parameters={"begin": "now+5"}
     )
     job = executor.submit(pow, 3, 4)  # it can start only after the outage has begun
-    subprocess.run([str(CLUSTER), "stop-controller"], check=True)
-    restarting = threading.Event()
-
-    def restore() -> None:
-        try:
-            time.sleep(15)
-        finally:
-            restarting.set()
-            subprocess.run([str(CLUSTER), "start-controller"], check=True)
-
-    restorer = threading.Thread(target=restore)
-    restorer.start()
-    try:
+    with controller_outage(15) as outage:
         assert job.result(timeout=TIMEOUT) == 81
-        assert restarting.is_set(), "the result came once the controller was started again"
-    finally:
-        restorer.join()
+        assert outage.over, "the result came once the controller was started again"
     failed = [r.getMessage() for r in caplog.records if "will ask again" in r.getMessage()]
     assert failed, "status queries were made during the outage, failed, and were made again"
     assert all("Unable to contact slurm controller" in message for message in failed), failed
