@@ -11,18 +11,11 @@ import cloudpickle
 import pytest
 
 from offload.core import DelayedSubmission, JobError, OffloadError
+from offload.core.testing import wait_until
 from offload.helpers import Checkpointable, CommandFailedError, CommandFunction
 from offload.local import LocalExecutor
 
 PY = sys.executable
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def alive(pid):
@@ -151,7 +144,7 @@ def test_checkpoint_stops_the_command_gracefully_and_resubmits_it(tmp_path):
     )
     command = CommandFunction([PY, "-c", script], verbose=False)
     thread, box = run_in_thread(command, "arg")
-    wait_for(pid_file.exists, what="the command to start")
+    wait_until(pid_file.exists, 30, "the command to start")
     started = time.monotonic()
     resumed = command.checkpoint("arg")
     assert time.monotonic() - started < 3  # it exited on SIGTERM: no need to wait for SIGKILL
@@ -169,7 +162,7 @@ def test_checkpoint_kills_a_command_group_that_ignores_sigterm(tmp_path):
     script = f"trap '' TERM; sleep 600 & echo $$ $! > {pid_file}; wait"
     command = CommandFunction(["sh", "-c", script], verbose=False, stop_timeout=0.5)
     thread, box = run_in_thread(command)
-    wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2)
+    wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, 30)
     pids = [int(pid) for pid in pid_file.read_text().split()]
     command.checkpoint()
     thread.join(10)
@@ -178,7 +171,7 @@ def test_checkpoint_kills_a_command_group_that_ignores_sigterm(tmp_path):
     assert isinstance(error, CommandFailedError)
     assert error.checkpointed and error.returncode == -signal.SIGKILL
     assert "stopped by a checkpoint" in str(error)
-    wait_for(lambda: not any(alive(pid) for pid in pids), what="the group to die")
+    wait_until(lambda: not any(alive(pid) for pid in pids), 30, "the group to die")
 
 
 def test_checkpoint_without_a_running_command_just_resubmits():
@@ -197,14 +190,17 @@ def test_interrupting_the_call_stops_the_command(tmp_path):
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         threading.Thread(
-            target=lambda: (wait_for(pid_file.exists), signal.setitimer(signal.ITIMER_REAL, 0.05))
+            target=lambda: (
+                wait_until(pid_file.exists, 30),
+                signal.setitimer(signal.ITIMER_REAL, 0.05),
+            )
         ).start()
         with pytest.raises(KeyboardInterrupt):
             command()
     finally:
         signal.signal(signal.SIGALRM, previous)
     pid = int(pid_file.read_text())
-    wait_for(lambda: not alive(pid), timeout=10, what="the command to stop")
+    wait_until(lambda: not alive(pid), 10, "the command to stop")
 
 
 # -- as jobs -----------------------------------------------------------------------------
@@ -234,13 +230,13 @@ def test_cancelling_the_job_stops_the_command(executor, tmp_path):
     pid_file = tmp_path / "pid"
     command = CommandFunction(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 600"])
     job = executor.submit(command)
-    wait_for(pid_file.exists, timeout=60, what="the command to start")
+    wait_until(pid_file.exists, 60, "the command to start")
     pid = int(pid_file.read_text())
     assert alive(pid)
     job.cancel()
     with pytest.raises(JobError):
         job.result(timeout=60)
-    wait_for(lambda: not alive(pid), timeout=20, what="the command to stop")
+    wait_until(lambda: not alive(pid), 20, "the command to stop")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
@@ -256,12 +252,12 @@ def test_the_command_gets_sigterm_when_its_caller_is_killed(tmp_path):
         ]
     )
     try:
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the command")
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the command")
         pid = int(pid_file.read_text())
         assert alive(pid)
         caller.kill()  # SIGKILL: no Python code of the caller runs
         caller.wait()
-        wait_for(lambda: not alive(pid), timeout=10, what="the orphaned command to stop")
+        wait_until(lambda: not alive(pid), 10, "the orphaned command to stop")
     finally:
         caller.kill()
 

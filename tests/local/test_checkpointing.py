@@ -13,6 +13,7 @@ import cloudpickle
 import pytest
 
 from offload.core import DelayedSubmission, JobEnvironment, JobError, checkpointing
+from offload.core.testing import wait_until
 from offload.local import LocalExecutor, supervisor
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -106,9 +107,7 @@ def test_a_job_that_is_not_checkpointable_times_out(executor: LocalExecutor) -> 
 
 def test_a_cancelled_checkpointable_job_ends_cancelled(executor: LocalExecutor) -> None:
     job = executor.submit(CountTo(step=0.1), 10_000)
-    deadline = time.monotonic() + 30
-    while "starting" not in (job.stderr() or "") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "starting" in (job.stderr() or ""), 30, "the job to start")
     job.cancel()
     with pytest.raises(JobError, match="CANCELLED"):
         job.result(timeout=TIMEOUT)

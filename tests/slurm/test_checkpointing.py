@@ -12,6 +12,7 @@ import cloudpickle
 import pytest
 
 from offload.core import DelayedSubmission, Job, JobError, JobState
+from offload.core.testing import wait_until
 from offload.helpers import Checkpointable
 from offload.slurm import SlurmExecutor
 
@@ -56,10 +57,12 @@ class Tally(Checkpointable):
 
 
 def wait_until_started(job: Job[Any], rank: int = 0) -> None:
-    deadline = time.monotonic() + 120
-    while "starting" not in (job.task(rank).stderr() or ""):
-        assert time.monotonic() < deadline, f"the job did not start: {job.status}"
-        time.sleep(0.5)
+    wait_until(
+        lambda: "starting" in (job.task(rank).stderr() or ""),
+        120,
+        lambda: f"rank {rank} to start ({job.status})",
+        interval=0.5,
+    )
 
 
 def test_jobs_needing_two_minutes_finish_through_time_limit_requeues(tmp_path: Path) -> None:
@@ -83,9 +86,7 @@ def test_jobs_needing_two_minutes_finish_through_time_limit_requeues(tmp_path: P
         assert "rank 1 resumes from its checkpoint" in (job.task(1).stderr() or "")
         assert (job.paths.job_dir / "checkpoint.1.pkl").exists()
     # the result files come before the scheduler has seen the batch scripts end
-    deadline = time.monotonic() + 60
-    while not all(job.state.is_terminal for job in jobs) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: all(job.state.is_terminal for job in jobs), 60, "the scheduler's states")
     shown = subprocess.run(
         ["sacct", "-n", "-X", "-P", "-j", jobs[0].job_id.split("_")[0], "--format=JobID,State"],
         capture_output=True,
@@ -150,10 +151,7 @@ def test_a_preempted_job_that_cannot_checkpoint_starts_again_from_scratch(tmp_pa
         tmp_path / "jobs", timeout_min=20, cpus_per_task=4, nodes=2, slurm_partition="low"
     )
     job = low.submit(count_plainly, 20)
-    deadline = time.monotonic() + 120
-    while "starting" not in (job.stderr() or ""):
-        assert time.monotonic() < deadline, f"the low job did not start: {job.status}"
-        time.sleep(0.5)
+    wait_until_started(job)
     high = SlurmExecutor(tmp_path / "jobs", timeout_min=5, cpus_per_task=4, slurm_partition="high")
     assert high.submit(pow, 2, 10).result(timeout=WAIT) == 1024
     assert job.results(timeout=WAIT) == [20, 20]

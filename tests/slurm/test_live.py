@@ -21,6 +21,7 @@ from offload.core import (
     cancel_jobs,
 )
 from offload.core.backend import Backend
+from offload.core.testing import wait_until
 from offload.slurm import SlurmExecutor, cluster, commands, preview
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -74,14 +75,6 @@ def squeue_state(job_id: str) -> str:
         text=True,
         check=True,
     ).stdout.strip()
-
-
-def wait_for(condition: Any, timeout: float = TIMEOUT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {timeout} s for {what}")
-        time.sleep(0.2)
 
 
 # -- choosing and submitting --------------------------------------------------------------------
@@ -190,7 +183,7 @@ def test_waiting_on_a_big_array_costs_a_constant_number_of_calls_per_poll(
     watcher = Backend.watcher.fget(jobs[0]._backend)  # type: ignore[attr-defined]
     queries_before = watcher.queries
     # Ask for states (not only result files) until every job is seen terminal.
-    wait_for(lambda: all(job.state.is_terminal for job in jobs), what="100 terminal states")
+    wait_until(lambda: all(job.state.is_terminal for job in jobs), TIMEOUT, "100 terminal states")
     assert [job.result() for job in jobs] == list(range(100))
     status_calls = [call for call in scheduler_calls if call[0] in ("sacct", "squeue")]
     queries = watcher.queries - queries_before
@@ -210,10 +203,12 @@ def test_waiting_on_a_big_array_costs_a_constant_number_of_calls_per_poll(
 def test_cancel_one_array_task_then_the_whole_array(executor: SlurmExecutor) -> None:
     jobs = executor.map_array(nap, [600] * 3, range(3))
     jobs[1].cancel()
-    wait_for(lambda: jobs[1].state is JobState.CANCELLED, what="task 1 cancelled")
+    wait_until(lambda: jobs[1].state is JobState.CANCELLED, TIMEOUT, "task 1 cancelled")
     assert not jobs[0].state.is_terminal and not jobs[2].state.is_terminal
     cancel_jobs(jobs)
-    wait_for(lambda: all(job.state is JobState.CANCELLED for job in jobs), what="all cancelled")
+    wait_until(
+        lambda: all(job.state is JobState.CANCELLED for job in jobs), TIMEOUT, "all cancelled"
+    )
     with pytest.raises(JobError, match="CANCELLED"):
         jobs[0].result(timeout=TIMEOUT)
 
@@ -221,7 +216,7 @@ def test_cancel_one_array_task_then_the_whole_array(executor: SlurmExecutor) -> 
 def test_cancelling_a_finished_job_is_not_an_error(executor: SlurmExecutor) -> None:
     job = executor.submit(pow, 3, 3)
     assert job.result(timeout=TIMEOUT) == 27
-    wait_for(lambda: job.state.is_terminal, what="a terminal state")
+    wait_until(lambda: job.state.is_terminal, TIMEOUT, "a terminal state")
     job.cancel()
     assert job.state is JobState.COMPLETED
 
@@ -333,5 +328,5 @@ def test_the_caller_waits_through_a_controller_outage(
         assert job.result(timeout=TIMEOUT) == 32
         assert outage.over, "the result came once the controller was started again"
     # The result file comes before the scheduler has seen the batch script end.
-    wait_for(lambda: job.state.is_terminal, what="a terminal state")
+    wait_until(lambda: job.state.is_terminal, TIMEOUT, "a terminal state")
     assert job.state is JobState.COMPLETED

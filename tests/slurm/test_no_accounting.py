@@ -17,7 +17,7 @@ import cloudpickle
 import pytest
 
 from offload.core import JobError, JobState
-from offload.core.testing import BackendConformance
+from offload.core.testing import BackendConformance, wait_until
 from offload.slurm import SlurmExecutor, commands, plugin
 from offload.slurm.status import StatusReader
 
@@ -85,10 +85,12 @@ def test_states_come_from_squeue(
         failed.result(timeout=TIMEOUT)
     with pytest.raises(JobError, match="CANCELLED"):
         cancelled.result(timeout=TIMEOUT)
-    deadline = time.monotonic() + TIMEOUT
-    while not all(job.state.is_terminal for job in (done, failed, cancelled)):
-        assert time.monotonic() < deadline, [job.status for job in (done, failed, cancelled)]
-        time.sleep(0.3)
+    jobs = (done, failed, cancelled)
+    wait_until(
+        lambda: all(job.state.is_terminal for job in jobs),
+        TIMEOUT,
+        lambda: [j.status for j in jobs],
+    )
     assert [done.state, failed.state, cancelled.state] == [
         JobState.COMPLETED,
         JobState.FAILED,
@@ -115,10 +117,7 @@ def test_the_caller_waits_through_a_controller_outage(
     failed = [r.getMessage() for r in caplog.records if "will ask again" in r.getMessage()]
     assert failed, "status queries were made during the outage, failed, and were made again"
     assert all("Unable to contact slurm controller" in message for message in failed), failed
-    deadline = time.monotonic() + TIMEOUT
-    while not job.state.is_terminal:
-        assert time.monotonic() < deadline, job.status
-        time.sleep(0.3)
+    wait_until(lambda: job.state.is_terminal, TIMEOUT, lambda: job.status)
     assert job.state is JobState.COMPLETED
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from offload.core import JobPaths, LaunchRequest, SubmissionError
+from offload.core.testing import wait_until
 from offload.slurm import cluster
 from offload.slurm.script import TEMPLATE, ArrayChunk, context, plan_chunks, render
 from offload.slurm.submit import scripts_for
@@ -164,9 +165,13 @@ def test_without_srun_the_shell_passes_the_checkpoint_signal_on_and_outlives_sig
     path.write_text(text)
     shell = subprocess.Popen([BASH, str(path)], cwd=tmp_path)
     try:
-        wait_until(ready.exists)
+        wait_until(ready.exists, 30, "the rank to start")
         shell.send_signal(signal.SIGUSR2)
-        wait_until(lambda: seen.exists() and seen.read_text() == f"{int(signal.SIGUSR2)}\n")
+        wait_until(
+            lambda: seen.exists() and seen.read_text() == f"{int(signal.SIGUSR2)}\n",
+            30,
+            "the rank to get the checkpoint signal",
+        )
         shell.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert shell.poll() is None, "the shell ended on SIGTERM before its rank"
@@ -174,13 +179,6 @@ def test_without_srun_the_shell_passes_the_checkpoint_signal_on_and_outlives_sig
         assert shell.wait(timeout=30) == 7
     finally:
         shell.kill()
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_array_chunk_at_offset_zero(tmp_path, fake_srun):

@@ -13,6 +13,8 @@ The tests submit real jobs through the installed backend and check, end to end: 
 result, arrays, batches, exception type and traceback, cancel, stdout and stderr, ranks in
 ``JobEnvironment``, ``env_vars``, normalized states, a job that dies without a result, and
 re-attaching to a job from another process. Needs pytest (``pip install offload-core[testing]``).
+
+:func:`wait_until` polls for a condition with a deadline, for a backend's own live tests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +38,23 @@ from .executor import Executor
 from .job import Job
 from .plugins import get_plugin_manager
 from .states import JobState
+
+
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str | Callable[[], object] = "the condition",
+    interval: float = 0.05,
+) -> None:
+    """Call ``condition`` every ``interval`` seconds until it is true; ``AssertionError`` after
+    ``timeout`` seconds, naming ``what`` (or what ``what()`` returns then: a job's status, say)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            said = what() if callable(what) else what
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {said}")
+        time.sleep(interval)
+
 
 # -- functions run inside the jobs (module-level, so the node imports them by name) ------------
 
@@ -142,14 +162,8 @@ class BackendConformance:
         return self.make_executor(folder)
 
     def wait_for_terminal_state(self, job: Job[Any]) -> JobState:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            state = job.state
-            assert isinstance(state, JobState)
-            if state.is_terminal:
-                return state
-            time.sleep(0.2)
-        raise AssertionError(f"{job} did not reach a terminal state in {self.timeout} s")
+        wait_until(lambda: job.state.is_terminal, self.timeout, f"{job} to reach a terminal state")
+        return job.state
 
     # -- results -----------------------------------------------------------------------------
 
