@@ -172,3 +172,32 @@ def test_a_process_wide_object_is_made_once_whatever_the_threads():
     for thread in threads:
         thread.join()
     assert len(made) == 1 and all(value is made[0] for value in seen) and len(seen) == 8
+
+
+def test_threads_asking_for_backends_in_a_job_process_all_see_every_plugin(
+    fresh_process_manager, monkeypatch
+):
+    """The first thread to ask loads the remaining entry points; the others wait for it rather
+    than see only the job's own plugin (or register a plugin a second time)."""
+    import threading
+    import time
+
+    real = plugins.entry_points
+
+    def slow_scan(group):
+        time.sleep(0.2)  # the scan of the installed distributions takes a while
+        return real(group)
+
+    monkeypatch.setattr(plugins, "entry_points", slow_scan)
+    plugins.use_job_plugin(PluginOrigin("local", "offload.local.local_plugin"))
+    manager = plugins.get_plugin_manager()
+    seen = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(set(manager.backends()))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and all({"local", "debug"} <= names for names in seen), seen
+    assert not manager.failed

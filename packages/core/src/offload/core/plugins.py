@@ -42,6 +42,7 @@ class PluginManager(pluggy.PluginManager):
         self.failed: dict[str, BaseException] = {}
         self._backends: dict[str, Backend] | None = None
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # held while the remaining entry points load
         self._entry_points_pending = False
 
     def load_entry_points(self) -> None:
@@ -51,7 +52,6 @@ class PluginManager(pluggy.PluginManager):
         misspelled hook name, a wrong argument), is left out and remembered in :attr:`failed`;
         the other plugins work.
         """
-        self._entry_points_pending = False
         self._block_disabled()
         for entry_point in entry_points(group=hookspecs.PROJECT):
             if not self.is_blocked(entry_point.name) and not self.has_plugin(entry_point.name):
@@ -68,11 +68,16 @@ class PluginManager(pluggy.PluginManager):
         self._entry_points_pending = True
 
     def load_remaining_entry_points(self) -> None:
-        """Load the entry points that :meth:`load_first` left for later, if any."""
-        if self._entry_points_pending:
-            self.load_entry_points()
-            with self._lock:
-                self._backends = None  # declared again, with the plugins just loaded
+        """Load the entry points that :meth:`load_first` left for later, if any. The first
+        thread to ask loads them; the others wait until it is done."""
+        if not self._entry_points_pending:
+            return
+        with self._loading:
+            if self._entry_points_pending:
+                self.load_entry_points()
+                with self._lock:
+                    self._backends = None  # declared again, with the plugins just loaded
+                self._entry_points_pending = False
 
     def _block_disabled(self) -> None:
         for name in os.environ.get(DISABLE_VARIABLE, "").split(","):
