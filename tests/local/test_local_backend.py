@@ -105,10 +105,19 @@ def test_cancel_of_a_finished_job_changes_nothing(executor):
     assert job.result() == 8
 
 
-def test_gpus_are_split_between_concurrent_jobs(executor, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
-    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
-    monkeypatch.setattr(local_plugin, "launcher", fresh)
+@pytest.fixture
+def machine_gpus(monkeypatch):
+    """``machine_gpus("0,1")``: the GPUs this machine shows, to a launcher made afresh."""
+
+    def show(devices: str) -> None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", devices)
+        monkeypatch.setattr(local_plugin, "launcher", ProcessWide(local_plugin._new_launcher))
+
+    return show
+
+
+def test_gpus_are_split_between_concurrent_jobs(executor, machine_gpus):
+    machine_gpus("0,1,2")
     executor.update_parameters(gpus_per_node=1)
     jobs = [executor.submit(visible_devices, 2) for _ in range(3)]
     late = executor.submit(visible_devices, 0)
@@ -119,19 +128,15 @@ def test_gpus_are_split_between_concurrent_jobs(executor, monkeypatch):
     assert late.result(timeout=60) in {"0", "1", "2"}
 
 
-def test_two_gpus_per_job(executor, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
-    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
-    monkeypatch.setattr(local_plugin, "launcher", fresh)
+def test_two_gpus_per_job(executor, machine_gpus):
+    machine_gpus("4,5,6,7")
     executor.update_parameters(gpus_per_node=2)
     jobs = executor.map_array(visible_devices, [1, 1])
     assert sorted(job.result(timeout=60) for job in jobs) == ["4,5", "6,7"]
 
 
-def test_more_gpus_than_the_machine_has_is_refused(executor, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    fresh = ProcessWide(local_plugin._new_launcher)  # one that sees this CUDA_VISIBLE_DEVICES
-    monkeypatch.setattr(local_plugin, "launcher", fresh)
+def test_more_gpus_than_the_machine_has_is_refused(executor, machine_gpus):
+    machine_gpus("0")
     executor.update_parameters(gpus_per_node=2)
     with pytest.raises(SubmissionError, match=r"asks for 2 GPU.*shows 1"):
         executor.submit(visible_devices, 0)

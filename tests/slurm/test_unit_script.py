@@ -34,12 +34,15 @@ def isolated(tmp_path, monkeypatch):
     return bin_dir
 
 
-def make_request(tmp_path: Path, num_jobs: int = 1, **parameters) -> LaunchRequest:
+def make_request(
+    tmp_path: Path, num_jobs: int = 1, *, python: Path | str = sys.executable, **parameters
+) -> LaunchRequest:
+    """A request for ``num_jobs`` jobs whose ranks run ``python`` (a fake, in some tests)."""
     group_dir = tmp_path / "logs dir" / "20240101-000000-abcdef"
     jobs = [JobPaths(group_dir / str(index)) for index in range(num_jobs)]
     for job in jobs:
         job.job_dir.mkdir(parents=True)
-    return LaunchRequest(group_dir, jobs, parameters, sys.executable)
+    return LaunchRequest(group_dir, jobs, parameters, str(python))
 
 
 def sbatch_lines(text: str) -> list[str]:
@@ -131,8 +134,7 @@ def test_single_job_runs_srun_in_its_folder(tmp_path, fake_srun):
 def test_the_scripts_exit_status_is_the_ranks(tmp_path, isolated, use_srun):
     write_fake(isolated / "srun", "import sys\nsys.exit(3)\n")
     python = write_fake(tmp_path / "python", "import sys\nsys.exit(3)\n")
-    request = make_request(tmp_path, slurm_use_srun=use_srun)
-    request = LaunchRequest(request.group_dir, request.jobs, request.parameters, str(python))
+    request = make_request(tmp_path, slurm_use_srun=use_srun, python=python)
     finished = run_script(render(request, None).text, tmp_path)
     assert finished.returncode == 3
 
@@ -157,8 +159,7 @@ def test_without_srun_the_shell_passes_the_checkpoint_signal_on_and_outlives_sig
         f"while not os.path.exists({str(finish)!r}):\n    time.sleep(0.02)\n"
         "sys.exit(7)\n",
     )
-    request = make_request(tmp_path)
-    request = LaunchRequest(request.group_dir, request.jobs, request.parameters, str(python))
+    request = make_request(tmp_path, python=python)
     text = render(request, None).text
     assert "#SBATCH --signal=B:USR2@" in text
     path = tmp_path / "batch.sh"
@@ -275,8 +276,7 @@ def test_without_srun_one_task_runs_directly(tmp_path, isolated):
         tmp_path / "python with space",
         "import sys\nprint(' '.join(sys.argv[1:]))\nprint('oops', file=sys.stderr)\n",
     )
-    request = make_request(tmp_path, slurm_use_srun=False)
-    request = LaunchRequest(request.group_dir, request.jobs, request.parameters, str(python))
+    request = make_request(tmp_path, slurm_use_srun=False, python=python)
     text = render(request, None).text
     assert "srun --" not in text
     finished = run_script(text, tmp_path)
