@@ -15,6 +15,7 @@ from offload.core import JobError, JobState, SubmissionError
 from offload.core.lazy import ProcessWide
 from offload.core.testing import wait_until
 from offload.local import LocalExecutor, local_plugin
+from offload.local import supervisor as local_supervisor
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -164,3 +165,42 @@ def test_cancel_right_after_submit_is_never_lost(executor):
         recorded = json.loads((job.paths.job_dir / "local-status.json").read_text())
         # each rank died of the SIGTERM itself, not of the SIGKILL sent when one is ignored
         assert all(status == signal.SIGTERM for status in recorded.get("exit_codes", []))
+
+
+SUPERVISOR_WITH_A_LATE_HANDLER = """
+import os, sys, time
+from pathlib import Path
+from offload.local import supervisor
+
+supervisor._run_rank = lambda *args: time.sleep(600) or 0
+running = supervisor.Supervisor(Path(sys.argv[1]), 2, None)
+fork = os.fork
+
+def fork_then_run_the_pending_handler():
+    # what CPython does with a SIGTERM noted just before the supervisor blocked signals: its
+    # handler runs at the next check, right after the fork returns, before the rank is recorded
+    pid = fork()
+    if pid:
+        running._stop_children("CANCELLED")
+    return pid
+
+os.fork = fork_then_run_the_pending_handler
+sys.exit(running.run())
+"""
+
+
+def test_a_rank_forked_as_the_cancel_is_handled_gets_the_sigterm_too(tmp_path):
+    """The interleaving that test_cancel_right_after_submit_is_never_lost hit now and then,
+    made to happen every time."""
+    started = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-c", SUPERVISOR_WITH_A_LATE_HANDLER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    recorded = json.loads((tmp_path / "local-status.json").read_text())
+    assert recorded["state"] == "CANCELLED"
+    assert recorded["exit_codes"] == [signal.SIGTERM], "the one rank forked died of the SIGTERM"
+    assert time.monotonic() - started < local_supervisor.KILL_GRACE, "not killed after the grace"

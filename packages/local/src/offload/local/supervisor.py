@@ -210,7 +210,7 @@ class Supervisor:
         # the child (so the parent's handler passes it on). Otherwise it could be swallowed.
         guarded = {signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1}
         for rank in range(self.num_tasks):
-            if self.ending:
+            if self.stopping:
                 break
             signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
             # A SIGTERM that came just before the block has only been noted: its Python handler
