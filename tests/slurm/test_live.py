@@ -19,6 +19,7 @@ from offload.core import (
     JobState,
     SubmissionError,
     cancel_jobs,
+    checkpointing,
 )
 from offload.core.backend import Backend
 from offload.core.testing import wait_until
@@ -114,6 +115,25 @@ def test_parameters_reach_sbatch(executor: SlurmExecutor) -> None:
     assert "JobState=PENDING" in shown and "Reason=JobHeldUser" in shown
     subprocess.run(["scontrol", "release", job.job_id], check=True)
     assert job.result(timeout=TIMEOUT) == "released"
+
+
+def job_side_variables() -> dict[str, str]:
+    return {name: os.environ[name] for name in checkpointing.JOB_VARIABLES if name in os.environ}
+
+
+def test_a_job_submitted_from_inside_a_job_gets_its_own_job_side_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch passes the submitter's environment on: inside a job, that job's checkpoint time
+    and SIGTERM behaviour would reach the new job, with or without a time limit of its own."""
+    monkeypatch.setenv(checkpointing.CHECKPOINT_AT, "12345")
+    monkeypatch.setenv(checkpointing.SIGTERM_WAITS, "0")
+    untimed = SlurmExecutor(tmp_path / "jobs").submit(job_side_variables)
+    timed = SlurmExecutor(tmp_path / "jobs", timeout_min=5).submit(job_side_variables)
+    assert untimed.result(timeout=TIMEOUT) == {checkpointing.SIGTERM_WAITS: "1"}
+    seen = timed.result(timeout=TIMEOUT)
+    assert seen[checkpointing.SIGTERM_WAITS] == "1"
+    assert float(seen[checkpointing.CHECKPOINT_AT]) > time.time() + 60, "its own, minutes away"
 
 
 def test_multi_node_ranks_see_their_nodes(executor: SlurmExecutor) -> None:
