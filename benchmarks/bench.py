@@ -270,7 +270,8 @@ def write_markdown(path: Path, rows: Rows, argv: list[str]) -> None:
     out = [f"| {' | '.join(lines[0])} |", f"|{'|'.join(' --- ' for _ in lines[0])}|"]
     out += [f"| {' | '.join(line)} |" for line in lines[1:]]
     out += ["", *(f"- {verdict}" for verdict in verdicts(rows)), ""]
-    out += [f"Run on {setting()}, with `nox -s bench -- {' '.join(argv)}`.".replace(" -- `", "`")]
+    command = " ".join(["nox -s bench", *(["--", *argv] if argv else [])])
+    out += [f"Run on {setting()}, with `{command}`."]
     text = path.read_text()
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     path.write_text(text[:start] + "\n" + "\n".join(out) + "\n" + text[end:])
