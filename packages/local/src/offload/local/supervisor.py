@@ -128,9 +128,9 @@ class Supervisor:
         self.warned = False  # the checkpoint signal was sent in this attempt
         self.requeue_asked = False
 
-    @property
     def stopping(self) -> bool:
-        """Whether the ranks are being ended (set by a signal handler, at any point)."""
+        """Whether the ranks are being ended. A method, not an attribute read: a signal handler
+        may set :attr:`ending` between any two lines, which a type checker's narrowing ignores."""
         return self.ending is not None
 
     def _stop_children(self, reason: str) -> None:
@@ -210,7 +210,7 @@ class Supervisor:
         # the child (so the parent's handler passes it on). Otherwise it could be swallowed.
         guarded = {signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1}
         for rank in range(self.num_tasks):
-            if self.stopping:
+            if self.stopping():
                 break
             signal.pthread_sigmask(signal.SIG_BLOCK, guarded)
             # A SIGTERM that came just before the block has only been noted: its Python handler
@@ -230,7 +230,7 @@ class Supervisor:
                     sys.stderr.flush()
                     os._exit(code)
             self.children[pid] = rank
-            if self.stopping:
+            if self.stopping():
                 os.kill(pid, signal.SIGTERM)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, guarded)
         if self.timeout and not self.ending:
